@@ -1,0 +1,1 @@
+//! Command classification: a client's argument vector becomes a typed request.

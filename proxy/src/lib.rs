@@ -1,0 +1,31 @@
+//! lockgate: a Redlock gateway.
+//!
+//! Clients speak RESP2 or RESP3 to one address; every lock command becomes a
+//! quorum operation over N independent Redis masters, and every grant carries
+//! a fencing token that never repeats and never goes backwards.
+//!
+//! # Layout
+//!
+//! - [`resp`]: client-side framing (RESP2/RESP3, inline commands) and limits.
+//! - [`command`]: turns a client's argument vector into a typed request.
+//! - [`lock`]: the quorum engine (acquire, release, extend, status), validity
+//!   arithmetic, token proposals and master recovery (amnesia guard).
+//! - [`master`]: one pipelined connection per master, health, scripts.
+//! - [`scripts`]: the Lua that runs on the masters.
+//! - [`compat`]: recognising what existing lock client libraries send.
+//! - [`server`]: accept loop, per-connection task, graceful shutdown.
+//! - [`admin`]: HTTP for metrics and health.
+//! - [`metrics`], [`config`], [`error`], [`dev`].
+
+pub mod admin;
+pub mod command;
+pub mod compat;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod lock;
+pub mod master;
+pub mod metrics;
+pub mod resp;
+pub mod scripts;
+pub mod server;

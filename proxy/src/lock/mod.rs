@@ -1,0 +1,1 @@
+//! The quorum lock engine.

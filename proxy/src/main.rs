@@ -1,0 +1,2 @@
+//! The `lockgate` binary (thin main: parse flags, load config, run).
+fn main() {}

@@ -1,0 +1,85 @@
+//! The Lua that runs on the masters, compiled into the binary with
+//! `include_str!`. Each [`Script`] carries its SHA1 so the master connection
+//! can call it with EVALSHA and fall back to EVAL on NOSCRIPT.
+//!
+//! The scripts are the only code that touches lock keys, fence registers and
+//! the metadata record on a master; the safety argument in DESIGN.md section 2
+//! rests on each one running atomically.
+
+use sha1::{Digest, Sha1};
+
+/// A script with its lowercase hex SHA1, as Redis computes it.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub name: &'static str,
+    pub body: &'static str,
+    pub sha1: String,
+}
+
+impl Script {
+    pub fn new(name: &'static str, body: &'static str) -> Self {
+        Script {
+            name,
+            body,
+            sha1: sha1_hex(body.as_bytes()),
+        }
+    }
+}
+
+/// Lowercase hex SHA1 of `bytes`, exactly what `SCRIPT LOAD` answers.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha1::digest(bytes))
+}
+
+/// Every script the gateway runs on masters.
+#[derive(Debug, Clone)]
+pub struct ScriptSet {
+    pub acquire: Script,
+    pub release: Script,
+    pub extend: Script,
+    pub status: Script,
+    pub meta_init: Script,
+}
+
+impl ScriptSet {
+    pub fn new() -> Self {
+        ScriptSet {
+            acquire: Script::new("acquire", include_str!("acquire.lua")),
+            release: Script::new("release", include_str!("release.lua")),
+            extend: Script::new("extend", include_str!("extend.lua")),
+            status: Script::new("status", include_str!("status.lua")),
+            meta_init: Script::new("meta_init", include_str!("meta_init.lua")),
+        }
+    }
+
+    /// All scripts, for loading at connect.
+    pub fn all(&self) -> [&Script; 5] {
+        [
+            &self.acquire,
+            &self.release,
+            &self.extend,
+            &self.status,
+            &self.meta_init,
+        ]
+    }
+}
+
+impl Default for ScriptSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_matches_redis_for_a_known_script() {
+        // redis-cli SCRIPT LOAD "return 1" answers this digest.
+        assert_eq!(
+            sha1_hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+    }
+}
