@@ -23,6 +23,7 @@ pub mod compat;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod fence;
 pub mod lock;
 pub mod master;
 pub mod metrics;

@@ -1,1 +1,134 @@
-//! Command classification: a client's argument vector becomes a typed request.
+//! Command classification: a client's argument vector becomes a typed
+//! [`Request`], or an error reply naming the command and the reason.
+//!
+//! Parsing never touches a master and never allocates more than the request
+//! already holds (arguments are `Bytes` slices of the read buffer).
+//!
+//! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
+//! - [`lock`]: the native `LOCK.*` commands.
+
+pub mod local;
+pub mod lock;
+
+use bytes::Bytes;
+
+use crate::resp::Reply;
+
+pub use local::{ClientSub, HelloArgs, Local};
+pub use lock::LockCmd;
+
+/// A classified client request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Local(Local),
+    Lock(LockCmd),
+}
+
+/// Commands of Redis's data model that a lock gateway deliberately does not
+/// serve; they get a clearer error than "unknown command".
+const UNSUPPORTED: &[&str] = &[
+    "DEL", "UNLINK", "INCR", "DECR", "INCRBY", "MGET", "MSET", "KEYS", "SCAN", "EXPIRE", "PEXPIRE",
+    "PERSIST", "HSET", "HGET", "HGETALL", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "ZADD",
+    "FLUSHDB", "FLUSHALL", "MULTI", "EXEC", "WATCH", "UNWATCH", "DISCARD", "SUBSCRIBE",
+    "PSUBSCRIBE", "PUBLISH", "WAIT", "CONFIG", "DEBUG", "SHUTDOWN", "MONITOR", "SYNC", "PSYNC",
+    "REPLICAOF", "SLAVEOF", "CLUSTER", "FUNCTION", "FCALL", "TYPE", "RENAME", "GETSET", "GETDEL",
+    "SETNX", "SETEX", "PSETEX", "APPEND", "BLPOP", "BRPOP", "XADD", "XREAD", "SAVE", "BGSAVE",
+    "LASTSAVE", "ROLE", "MEMORY", "SLOWLOG", "LATENCY", "OBJECT", "SWAPDB", "MOVE", "COPY",
+];
+
+/// `ERR wrong number of arguments for 'x' command`, as Redis words it.
+pub fn wrong_args(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+/// The Redis wording for an argument that is not a valid integer.
+pub fn not_an_integer() -> Reply {
+    Reply::error("ERR value is not an integer or out of range")
+}
+
+/// Classifies `args` (non-empty). Errors are ready-to-send replies.
+pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
+    let Some(name) = args.first() else {
+        return Err(Reply::error("ERR empty command"));
+    };
+    if let Some(l) = local::parse(name, args)? {
+        return Ok(Request::Local(l));
+    }
+    if let Some(c) = lock::parse(name, args)? {
+        return Ok(Request::Lock(c));
+    }
+    Err(unknown(name, &args[1..]))
+}
+
+/// The error for a command lockgate does not serve.
+pub fn unknown(name: &[u8], rest: &[Bytes]) -> Reply {
+    let shown = String::from_utf8_lossy(&name[..name.len().min(128)]).into_owned();
+    if UNSUPPORTED.iter().any(|u| u.as_bytes().eq_ignore_ascii_case(name)) {
+        return Reply::error(format!(
+            "ERR command '{shown}' is not supported by lockgate: it serves locks only \
+             (see LOCK.ACQUIRE, SET NX PX and the lock scripts of common clients)"
+        ));
+    }
+    let mut msg = format!("ERR unknown command '{shown}', with args beginning with: ");
+    for a in rest.iter().take(8) {
+        msg.push('\'');
+        msg.push_str(&String::from_utf8_lossy(&a[..a.len().min(128)]));
+        msg.push_str("' ");
+    }
+    Reply::error(msg)
+}
+
+/// Parses a decimal integer argument exactly as Redis does (no spaces, no
+/// plus sign, no overflow).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 || b.first() == Some(&b'+') {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is(arg: &[u8], kw: &str) -> bool {
+    arg.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<Bytes> {
+        s.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+    }
+
+    #[test]
+    fn unknown_command_names_the_command_like_redis() {
+        let Err(Reply::Error(e)) = parse(&args(&["FOO", "a", "b"])) else {
+            panic!("expected an error");
+        };
+        assert_eq!(
+            &e[..],
+            b"ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+        );
+    }
+
+    #[test]
+    fn data_commands_are_refused_as_unsupported() {
+        let Err(Reply::Error(e)) = parse(&args(&["del", "k"])) else {
+            panic!("expected an error");
+        };
+        assert!(String::from_utf8_lossy(&e).contains("not supported by lockgate"));
+    }
+
+    #[test]
+    fn integers_are_parsed_strictly() {
+        assert_eq!(parse_i64(b"10"), Some(10));
+        assert_eq!(parse_i64(b"-3"), Some(-3));
+        assert_eq!(parse_i64(b"+3"), None);
+        assert_eq!(parse_i64(b" 3"), None);
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b""), None);
+    }
+}

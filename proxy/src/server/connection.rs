@@ -1,0 +1,246 @@
+//! One client connection: read, parse, run, reply in order.
+//!
+//! Requests are parsed as they arrive and started at once, so a pipelining or
+//! multiplexing client (many workers sharing one connection) keeps many lock
+//! operations in flight. Replies still leave in request order: each request
+//! is a future in a `FuturesOrdered`, and finished replies are written in
+//! batches. Two requests of one connection that touch the same key never run
+//! concurrently: the later one waits for the earlier, which keeps the
+//! pipelined result equal to what one Redis would have produced.
+//!
+//! Connection-state commands (HELLO, AUTH, SELECT, CLIENT SETNAME) apply at
+//! parse time, in order, and each reply is encoded in the protocol that was
+//! in force when its request was read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{BoxFuture, FutureExt, Shared as SharedFut};
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, Instrument};
+
+use super::exec::{self, Response};
+use super::{local, Shared};
+use crate::command::{self, Local, Request};
+use crate::resp::{parse_request, Protocol, Reply};
+
+/// What `CLIENT LIST` and `CLIENT INFO` show of a connection.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub created: Instant,
+    pub meta: Mutex<ClientMeta>,
+}
+
+/// The mutable part of [`ClientEntry`], written only by its own connection.
+#[derive(Debug, Default, Clone)]
+pub struct ClientMeta {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub resp: u8,
+    pub last_cmd: &'static str,
+}
+
+/// Per-connection protocol state.
+pub struct ConnState {
+    pub id: u64,
+    pub proto: Protocol,
+    pub authed: bool,
+    pub entry: Arc<ClientEntry>,
+}
+
+type Done = SharedFut<oneshot::Receiver<()>>;
+
+/// Serves one client until it quits, breaks the protocol, disconnects, or
+/// the gateway drains.
+pub async fn run(
+    sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let span = info_span!("conn", id, peer = %peer);
+    async move {
+        let entry = Arc::new(ClientEntry {
+            id,
+            addr: peer,
+            created: Instant::now(),
+            meta: Mutex::new(ClientMeta {
+                resp: 2,
+                ..ClientMeta::default()
+            }),
+        });
+        shared.clients.insert(id, entry.clone());
+        shared.metrics.client_connections.inc();
+        let result = serve(sock, &shared, entry, shutdown).await;
+        shared.clients.remove(&id);
+        shared.metrics.client_connections.dec();
+        if let Err(e) = result {
+            debug!(cause = %e, "connection closed with an error");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(
+    sock: TcpStream,
+    shared: &Arc<Shared>,
+    entry: Arc<ClientEntry>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let (mut rd, mut wr) = sock.into_split();
+    let limits = shared.config.limits.clone();
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
+        FuturesOrdered::new();
+    let mut chains: HashMap<Bytes, Done> = HashMap::new();
+    let mut state = ConnState {
+        id: entry.id,
+        proto: Protocol::Resp2,
+        authed: shared.config.requirepass.is_none(),
+        entry,
+    };
+    // Set once no more requests will be read: after QUIT, a protocol error,
+    // the client's EOF, or shutdown. Replies already owed are still written.
+    let mut closing = false;
+    let mut quit_after_flush = false;
+
+    loop {
+        while !closing && inflight.len() < limits.max_pipeline {
+            match parse_request(&mut rbuf, &limits) {
+                Ok(Some(args)) => {
+                    let (fut, close) = dispatch(shared, &mut state, &mut chains, args);
+                    inflight.push_back(fut);
+                    if close {
+                        closing = true;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.metrics.protocol_errors.inc();
+                    let reply = Reply::error(format!("ERR {e}"));
+                    let proto = state.proto;
+                    inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
+                    closing = true;
+                }
+            }
+        }
+        if closing && inflight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((resp, proto)) = inflight.next(), if !inflight.is_empty() => {
+                quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
+                // Batch every reply that is already done into one write.
+                while let Some(Some((resp, proto))) = inflight.next().now_or_never() {
+                    quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
+                }
+                wr.write_all(&wbuf).await?;
+                wbuf.clear();
+                if quit_after_flush {
+                    break;
+                }
+                if inflight.is_empty() && chains.len() > 64 {
+                    chains.clear();
+                }
+            }
+            r = rd.read_buf(&mut rbuf), if !closing && inflight.len() < limits.max_pipeline => {
+                if r? == 0 {
+                    closing = true;
+                }
+            }
+            _ = shutdown.cancelled(), if !closing => {
+                closing = true;
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    Ok(())
+}
+
+/// Starts one request. Returns its reply future and whether the connection
+/// reads no further requests after it (QUIT).
+fn dispatch(
+    shared: &Arc<Shared>,
+    state: &mut ConnState,
+    chains: &mut HashMap<Bytes, Done>,
+    args: Vec<Bytes>,
+) -> (BoxFuture<'static, (Response, Protocol)>, bool) {
+    let proto_before = state.proto;
+    let name = args.first().cloned().unwrap_or_default();
+    shared.count_command(&name);
+    if !state.authed && !allowed_before_auth(&name) {
+        let r = Reply::error("NOAUTH Authentication required.");
+        return (ready(Response::Reply(r), proto_before), false);
+    }
+    let req = match command::parse(&args) {
+        Ok(r) => r,
+        Err(reply) => return (ready(Response::Reply(reply), proto_before), false),
+    };
+    match req {
+        Request::Local(Local::Quit) => (ready(Response::Quit, proto_before), true),
+        Request::Local(l) => {
+            let reply = local::answer(shared, state, l);
+            // HELLO answers in the protocol it switches to.
+            (ready(Response::Reply(reply), state.proto), false)
+        }
+        Request::Lock(cmd) => {
+            let keys = cmd.keys();
+            let fut = exec::lock(shared.clone(), cmd);
+            (chain(chains, keys, fut, proto_before), false)
+        }
+    }
+}
+
+/// Runs `fut` after every earlier request of this connection on the same
+/// keys has finished.
+fn chain(
+    chains: &mut HashMap<Bytes, Done>,
+    keys: Vec<Bytes>,
+    fut: BoxFuture<'static, Response>,
+    proto: Protocol,
+) -> BoxFuture<'static, (Response, Protocol)> {
+    let (tx, rx) = oneshot::channel::<()>();
+    let done = rx.shared();
+    let mut before = Vec::new();
+    for k in keys {
+        if let Some(prev) = chains.insert(k, done.clone()) {
+            if prev.peek().is_none() {
+                before.push(prev);
+            }
+        }
+    }
+    async move {
+        for prev in before {
+            let _ = prev.await;
+        }
+        let resp = fut.await;
+        // Completing (or dropping) the sender releases the next request.
+        let _ = tx.send(());
+        (resp, proto)
+    }
+    .boxed()
+}
+
+fn ready(resp: Response, proto: Protocol) -> BoxFuture<'static, (Response, Protocol)> {
+    futures::future::ready((resp, proto)).boxed()
+}
+
+fn allowed_before_auth(name: &[u8]) -> bool {
+    ["AUTH", "HELLO", "PING", "QUIT"]
+        .iter()
+        .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+}

@@ -1,0 +1,227 @@
+//! Runs lock commands against the engine and shapes their replies.
+//!
+//! A grant is not a reply yet: [`Response::Grant`] carries it to the writer,
+//! which re-checks validity just before encoding (DESIGN.md section 2:
+//! "validity re-checked just before replying"). A grant whose validity ran
+//! out while it waited behind earlier replies is released and answered as
+//! not acquired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{BoxFuture, FutureExt};
+
+use super::Shared;
+use crate::command::LockCmd;
+use crate::lock::{
+    no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
+};
+use crate::metrics::{Op, Outcome};
+use crate::resp::{Protocol, Reply};
+
+/// How a grant is shown to the client that asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrantShape {
+    /// `[owner, token, validity_ms]`, or a null array when expired.
+    Native,
+    /// `+OK`, or nil when expired (drop-in `SET NX`). With `attribute`, a
+    /// RESP3 connection also gets the token and validity as an attribute.
+    SetOk { attribute: bool },
+    /// An integer on success, another on expiry (script-shaped replies).
+    Int { ok: i64, expired: i64 },
+    /// Nil on success, an integer on expiry (Redisson-style).
+    NilOk { expired: i64 },
+}
+
+/// A reply owed to a client.
+#[derive(Debug)]
+pub enum Response {
+    Reply(Reply),
+    Grant {
+        grant: Grant,
+        keys: Vec<Bytes>,
+        owner: Bytes,
+        shape: GrantShape,
+    },
+    /// `+OK`, then close the connection.
+    Quit,
+}
+
+/// Encodes `resp` into `out`; returns true when the connection must close
+/// after this write.
+pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesMut) -> bool {
+    match resp {
+        Response::Reply(r) => r.encode(proto, out),
+        Response::Quit => {
+            Reply::Ok.encode(proto, out);
+            return true;
+        }
+        Response::Grant {
+            grant,
+            keys,
+            owner,
+            shape,
+        } => {
+            let left = shared
+                .engine
+                .finish_grant(&grant, &keys, &owner)
+                .filter(|d| d.as_millis() > 0);
+            grant_reply(&shape, left, &owner, &grant).encode(proto, out);
+        }
+    }
+    false
+}
+
+fn grant_reply(shape: &GrantShape, left: Option<Duration>, owner: &Bytes, grant: &Grant) -> Reply {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let token = i64::try_from(grant.token.0).unwrap_or(i64::MAX);
+    match (shape, left) {
+        (GrantShape::Native, Some(d)) => Reply::Array(vec![
+            Reply::Bulk(owner.clone()),
+            Reply::Int(token),
+            Reply::Int(ms(d)),
+        ]),
+        (GrantShape::Native, None) => Reply::NilArray,
+        (GrantShape::SetOk { attribute: true }, Some(d)) => Reply::Attributed(
+            vec![
+                (Reply::bulk("token"), Reply::Int(token)),
+                (Reply::bulk("validity_ms"), Reply::Int(ms(d))),
+            ],
+            Box::new(Reply::Ok),
+        ),
+        (GrantShape::SetOk { .. }, Some(_)) => Reply::Ok,
+        (GrantShape::SetOk { .. }, None) => Reply::Nil,
+        (GrantShape::Int { ok, .. }, Some(_)) => Reply::Int(*ok),
+        (GrantShape::Int { expired, .. }, None) => Reply::Int(*expired),
+        (GrantShape::NilOk { .. }, Some(_)) => Reply::Nil,
+        (GrantShape::NilOk { expired }, None) => Reply::Int(*expired),
+    }
+}
+
+fn no_quorum(voted: usize, needed: usize) -> Reply {
+    Reply::error(no_quorum_message(voted, needed))
+}
+
+fn ms_reply(d: Duration) -> Reply {
+    Reply::Int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Checks a TTL against the configured bounds.
+pub fn check_ttl(shared: &Shared, cmd: &str, ttl: Duration) -> Result<(), Reply> {
+    let lc = &shared.config.lock;
+    if ttl < lc.min_ttl || ttl > lc.max_ttl {
+        return Err(Reply::error(format!(
+            "ERR invalid ttl in '{cmd}' command: must be between {} and {} ms",
+            lc.min_ttl.as_millis(),
+            lc.max_ttl.as_millis()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a key against the configured length limit.
+pub fn check_key(shared: &Shared, cmd: &str, key: &[u8]) -> Result<(), Reply> {
+    let max = shared.config.limits.max_key_bytes;
+    if key.len() > max {
+        return Err(Reply::error(format!(
+            "ERR invalid key in '{cmd}' command: longer than {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
+    shared.metrics.lock_op(op, Outcome::Rejected, 0.0);
+    Response::Reply(reply)
+}
+
+/// Runs a native `LOCK.*` command.
+pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
+    async move {
+        let engine = &shared.engine;
+        match cmd {
+            LockCmd::Acquire {
+                key,
+                ttl,
+                owner,
+                wait,
+            } => {
+                if let Err(r) = check_key(&shared, "lock.acquire", &key)
+                    .and_then(|_| check_ttl(&shared, "lock.acquire", ttl))
+                {
+                    return rejected(&shared, Op::Acquire, r);
+                }
+                let max_wait = shared.config.lock.max_wait;
+                if wait.is_some_and(|w| w > max_wait) {
+                    let r = Reply::error(format!(
+                        "ERR invalid wait in 'lock.acquire' command: at most {} ms",
+                        max_wait.as_millis()
+                    ));
+                    return rejected(&shared, Op::Acquire, r);
+                }
+                let owner = owner.unwrap_or_else(|| Owner::random().0);
+                let keys = vec![key];
+                let outcome = match wait {
+                    Some(w) if !w.is_zero() => engine.acquire_wait(&keys, &owner, ttl, w).await,
+                    _ => engine.acquire(&keys, &owner, ttl).await,
+                };
+                match outcome {
+                    AcquireOutcome::Granted(grant) => Response::Grant {
+                        grant,
+                        keys,
+                        owner,
+                        shape: GrantShape::Native,
+                    },
+                    AcquireOutcome::Busy | AcquireOutcome::Expired => {
+                        Response::Reply(Reply::NilArray)
+                    }
+                    AcquireOutcome::NoQuorum { voted, needed } => {
+                        Response::Reply(no_quorum(voted, needed))
+                    }
+                }
+            }
+            LockCmd::Release { key, owner } => {
+                if let Err(r) = check_key(&shared, "lock.release", &key) {
+                    return rejected(&shared, Op::Release, r);
+                }
+                Response::Reply(match engine.release(&[key], &owner).await {
+                    ReleaseOutcome::Released => Reply::Int(1),
+                    ReleaseOutcome::NotHeld { .. } => Reply::Int(0),
+                    ReleaseOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                })
+            }
+            LockCmd::Extend { key, owner, ttl } => {
+                if let Err(r) = check_key(&shared, "lock.extend", &key)
+                    .and_then(|_| check_ttl(&shared, "lock.extend", ttl))
+                {
+                    return rejected(&shared, Op::Extend, r);
+                }
+                Response::Reply(match engine.extend(&[key], &owner, ttl, false).await {
+                    ExtendOutcome::Extended { validity } if validity.as_millis() > 0 => {
+                        ms_reply(validity)
+                    }
+                    ExtendOutcome::Extended { .. }
+                    | ExtendOutcome::NotHeld
+                    | ExtendOutcome::Expired => Reply::Nil,
+                    ExtendOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                })
+            }
+            LockCmd::Status { key } => {
+                if let Err(r) = check_key(&shared, "lock.status", &key) {
+                    return rejected(&shared, Op::Status, r);
+                }
+                Response::Reply(match engine.status(&key).await {
+                    StatusOutcome::Held { owner, token, pttl } => Reply::Array(vec![
+                        Reply::Bulk(owner),
+                        Reply::Int(i64::try_from(token.0).unwrap_or(i64::MAX)),
+                        ms_reply(pttl),
+                    ]),
+                    StatusOutcome::Free => Reply::NilArray,
+                    StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                })
+            }
+        }
+    }
+    .boxed()
+}

@@ -1,0 +1,373 @@
+//! Replies to the commands the gateway answers itself.
+//!
+//! The server identifies as Redis 7.2 in HELLO and INFO, because client
+//! libraries gate features on that version; the real identity is in the
+//! `lockgate` INFO section. Passwords are compared in constant time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::connection::ConnState;
+use super::Shared;
+use crate::command::{is, ClientSub, HelloArgs, Local};
+use crate::resp::{Protocol, Reply};
+
+/// The Redis version the gateway claims to be compatible with.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+/// Commands the gateway serves, for COMMAND and COMMAND INFO:
+/// (name, arity, flags, first key, last key, step).
+const COMMANDS: &[(&str, i64, &[&str], i64, i64, i64)] = &[
+    ("ping", -1, &["fast", "stale"], 0, 0, 0),
+    ("echo", 2, &["fast"], 0, 0, 0),
+    ("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
+    ("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("client", -2, &["admin", "noscript", "loading", "stale"], 0, 0, 0),
+    ("command", -1, &["loading", "stale"], 0, 0, 0),
+    ("info", -1, &["loading", "stale"], 0, 0, 0),
+    ("time", 1, &["loading", "stale", "fast"], 0, 0, 0),
+    ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
+    ("lock.acquire", -3, &["write"], 1, 1, 1),
+    ("lock.release", 3, &["write"], 1, 1, 1),
+    ("lock.extend", 4, &["write"], 1, 1, 1),
+    ("lock.status", 2, &["readonly"], 1, 1, 1),
+];
+
+fn command_info(name: &[u8]) -> Reply {
+    match COMMANDS
+        .iter()
+        .find(|c| c.0.as_bytes().eq_ignore_ascii_case(name))
+    {
+        Some((n, arity, flags, first, last, step)) => Reply::Array(vec![
+            Reply::bulk(*n),
+            Reply::Int(*arity),
+            Reply::Set(
+                flags
+                    .iter()
+                    .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
+                    .collect(),
+            ),
+            Reply::Int(*first),
+            Reply::Int(*last),
+            Reply::Int(*step),
+            Reply::Set(Vec::new()),
+            Reply::Array(Vec::new()),
+            Reply::Array(Vec::new()),
+            Reply::Array(Vec::new()),
+        ]),
+        None => Reply::NilArray,
+    }
+}
+
+/// Constant-time byte comparison: the time taken does not depend on where
+/// the inputs first differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+/// Checks credentials the way Redis does for the `default` user.
+fn check_auth(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    match &shared.config.requirepass {
+        None => match user {
+            // The default user has no password: Redis accepts any password
+            // for it when named, and refuses a bare AUTH.
+            Some(u) if u == b"default" => Ok(()),
+            Some(_) => Err(Reply::error(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            )),
+            None => Err(Reply::error(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            )),
+        },
+        Some(pw) => {
+            let user_ok = user.is_none_or(|u| u == b"default");
+            if user_ok && ct_eq(pass, pw.as_bytes()) {
+                Ok(())
+            } else {
+                Err(Reply::error(
+                    "WRONGPASS invalid username-password pair or user is disabled.",
+                ))
+            }
+        }
+    }
+}
+
+fn hello_map(state: &ConnState) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_COMPAT_VERSION)),
+        (
+            Reply::bulk("proto"),
+            Reply::Int(if state.proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
+        (
+            Reply::bulk("id"),
+            Reply::Int(i64::try_from(state.id).unwrap_or(i64::MAX)),
+        ),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn set_name(state: &ConnState, name: &Bytes) -> Result<(), Reply> {
+    if !valid_client_name(name) {
+        return Err(Reply::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    if let Ok(mut m) = state.entry.meta.lock() {
+        m.name = (!name.is_empty()).then(|| name.clone());
+    }
+    Ok(())
+}
+
+/// Answers a local command, updating connection state where it must.
+pub fn answer(shared: &Shared, state: &mut ConnState, cmd: Local) -> Reply {
+    match cmd {
+        Local::Ping(None) => Reply::simple("PONG"),
+        Local::Ping(Some(m)) | Local::Echo(m) => Reply::Bulk(m),
+        Local::Hello(h) => hello(shared, state, h),
+        Local::Auth { user, pass } => match check_auth(shared, user.as_deref(), &pass) {
+            Ok(()) => {
+                state.authed = true;
+                Reply::Ok
+            }
+            Err(e) => e,
+        },
+        Local::Select(0) => Reply::Ok,
+        Local::Select(_) => Reply::error("ERR DB index is out of range"),
+        Local::Quit => Reply::Ok,
+        Local::Reset => {
+            state.proto = Protocol::Resp2;
+            state.authed = shared.config.requirepass.is_none();
+            if let Ok(mut m) = state.entry.meta.lock() {
+                m.name = None;
+                m.resp = 2;
+            }
+            Reply::simple("RESET")
+        }
+        Local::Client(sub) => client(shared, state, sub),
+        Local::CommandCount => Reply::Int(COMMANDS.len() as i64),
+        Local::CommandDocs => Reply::Map(Vec::new()),
+        Local::CommandInfo(names) => Reply::Array(names.iter().map(|n| command_info(n)).collect()),
+        Local::CommandList => Reply::Array(
+            COMMANDS
+                .iter()
+                .map(|c| command_info(c.0.as_bytes()))
+                .collect(),
+        ),
+        Local::Info(sections) => Reply::Verbatim(Bytes::from(info(shared, &sections))),
+        Local::Time => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            Reply::Array(vec![
+                Reply::bulk(now.as_secs().to_string()),
+                Reply::bulk(now.subsec_micros().to_string()),
+            ])
+        }
+        Local::Dbsize => Reply::Int(0),
+    }
+}
+
+fn hello(shared: &Shared, state: &mut ConnState, h: HelloArgs) -> Reply {
+    let proto = match h.version {
+        None => state.proto,
+        Some(2) => Protocol::Resp2,
+        Some(3) => Protocol::Resp3,
+        Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
+    };
+    if let Some((user, pass)) = &h.auth {
+        if let Err(e) = check_auth(shared, Some(user), pass) {
+            return e;
+        }
+        state.authed = true;
+    }
+    if !state.authed {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        );
+    }
+    if let Some(name) = &h.setname {
+        if let Err(e) = set_name(state, name) {
+            return e;
+        }
+    }
+    state.proto = proto;
+    if let Ok(mut m) = state.entry.meta.lock() {
+        m.resp = if proto == Protocol::Resp3 { 3 } else { 2 };
+    }
+    hello_map(state)
+}
+
+fn client(shared: &Shared, state: &mut ConnState, sub: ClientSub) -> Reply {
+    match sub {
+        ClientSub::SetName(name) => match set_name(state, &name) {
+            Ok(()) => Reply::Ok,
+            Err(e) => e,
+        },
+        ClientSub::GetName => state
+            .entry
+            .meta
+            .lock()
+            .ok()
+            .and_then(|m| m.name.clone())
+            .map_or(Reply::Nil, Reply::Bulk),
+        ClientSub::Id => Reply::Int(i64::try_from(state.id).unwrap_or(i64::MAX)),
+        ClientSub::SetInfo { attr, value } => {
+            if !valid_client_name(&value) {
+                return Reply::error(
+                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
+                );
+            }
+            if let Ok(mut m) = state.entry.meta.lock() {
+                if is(&attr, "LIB-NAME") {
+                    m.lib_name = Some(value);
+                } else {
+                    m.lib_ver = Some(value);
+                }
+            }
+            Reply::Ok
+        }
+        ClientSub::Info => Reply::Verbatim(Bytes::from(client_line(shared, &state.entry))),
+        ClientSub::List => {
+            let mut out = String::new();
+            for e in shared.clients.iter() {
+                out.push_str(&client_line(shared, e.value()));
+            }
+            Reply::Verbatim(Bytes::from(out))
+        }
+        ClientSub::Accept => Reply::Ok,
+    }
+}
+
+fn client_line(shared: &Shared, e: &super::ClientEntry) -> String {
+    let m = e.meta.lock().map(|m| m.clone()).unwrap_or_default();
+    let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    format!(
+        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 \
+         multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+         omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        e.id,
+        e.addr,
+        shared.local_addr,
+        s(&m.name),
+        e.created.elapsed().as_secs(),
+        m.resp,
+        s(&m.lib_name),
+        s(&m.lib_ver),
+    )
+}
+
+/// The INFO text. Sections: server, clients, persistence (for `loading:0`,
+/// which ioredis waits for), stats, keyspace, and lockgate.
+fn info(shared: &Shared, sections: &[Bytes]) -> String {
+    let want = |s: &str| {
+        sections.is_empty()
+            || sections
+                .iter()
+                .any(|a| is(a, s) || is(a, "all") || is(a, "everything") || is(a, "default"))
+    };
+    let mut out = String::new();
+    let uptime = shared.started.elapsed().as_secs();
+    if want("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nredis_mode:standalone\r\n\
+             lockgate_version:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
+             uptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            shared.local_addr.port(),
+            uptime / 86_400,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            shared.clients.len(),
+            shared.config.limits.max_clients
+        );
+    }
+    if want("persistence") {
+        out.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\n\r\n");
+    }
+    if want("stats") {
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\r\n",
+            shared.metrics.client_connections_total.get(),
+            shared.commands_processed.load(Ordering::Relaxed),
+        );
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n\r\n");
+    }
+    if want("lockgate") {
+        let e = &shared.engine;
+        let _ = write!(
+            out,
+            "# Lockgate\r\nmasters:{}\r\nquorum:{}\r\nvoting_masters:{}\r\n",
+            e.masters().len(),
+            e.quorum(),
+            e.voting()
+        );
+        for (i, m) in e.masters().iter().enumerate() {
+            let _ = write!(
+                out,
+                "master{i}:address={},state={}\r\n",
+                m.name(),
+                m.state().as_str()
+            );
+        }
+        out.push_str("\r\n");
+    }
+    // Redis ends INFO without the final blank line.
+    while out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_compare_is_still_a_compare() {
+        assert!(ct_eq(b"secret", b"secret"));
+        assert!(!ct_eq(b"secret", b"secreT"));
+        assert!(!ct_eq(b"secret", b"secret2"));
+        assert!(!ct_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn client_names_refuse_spaces() {
+        assert!(valid_client_name(b"worker-1"));
+        assert!(!valid_client_name(b"worker 1"));
+        assert!(!valid_client_name(b"a\nb"));
+    }
+}
