@@ -6,7 +6,10 @@
 //!
 //! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
 //! - [`lock`]: the native `LOCK.*` commands.
+//! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
+//!   send them.
 
+pub mod dropin;
 pub mod local;
 pub mod lock;
 
@@ -14,6 +17,7 @@ use bytes::Bytes;
 
 use crate::resp::Reply;
 
+pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, Local};
 pub use lock::LockCmd;
 
@@ -22,6 +26,7 @@ pub use lock::LockCmd;
 pub enum Request {
     Local(Local),
     Lock(LockCmd),
+    DropIn(DropIn),
 }
 
 /// Commands of Redis's data model that a lock gateway deliberately does not
@@ -59,6 +64,9 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     }
     if let Some(c) = lock::parse(name, args)? {
         return Ok(Request::Lock(c));
+    }
+    if let Some(d) = dropin::parse(name, args)? {
+        return Ok(Request::DropIn(d));
     }
     Err(unknown(name, &args[1..]))
 }

@@ -202,6 +202,11 @@ fn dispatch(
             let fut = exec::lock(shared.clone(), cmd);
             (chain(chains, keys, fut, proto_before), false)
         }
+        Request::DropIn(cmd) => {
+            let keys = cmd.keys();
+            let fut = exec::dropin(shared.clone(), cmd);
+            (chain(chains, keys, fut, proto_before), false)
+        }
     }
 }
 

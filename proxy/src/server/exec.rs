@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::Shared;
-use crate::command::LockCmd;
+use crate::command::{DropIn, LockCmd};
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
@@ -221,6 +221,81 @@ pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
                     StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
                 })
             }
+        }
+    }
+    .boxed()
+}
+
+/// Runs a drop-in command (`SET NX`, `GET`, `EXISTS`, `PTTL`, `TTL`); replies
+/// are exactly what one Redis would send.
+pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> {
+    async move {
+        let engine = &shared.engine;
+        match cmd {
+            DropIn::SetNx { key, value, ttl } => {
+                let ttl = match ttl {
+                    Some(t) => t,
+                    None if shared.config.lock.set_without_ttl_uses_max => {
+                        shared.config.lock.max_ttl
+                    }
+                    None => {
+                        let r = Reply::error(
+                            "ERR 'set' without PX or EX is refused by lockgate: a lock needs an \
+                             expiry (or set lock.set_without_ttl = \"max_ttl\")",
+                        );
+                        return rejected(&shared, Op::Acquire, r);
+                    }
+                };
+                if let Err(r) =
+                    check_key(&shared, "set", &key).and_then(|_| check_ttl(&shared, "set", ttl))
+                {
+                    return rejected(&shared, Op::Acquire, r);
+                }
+                let keys = vec![key];
+                match engine.acquire(&keys, &value, ttl).await {
+                    AcquireOutcome::Granted(grant) => Response::Grant {
+                        grant,
+                        keys,
+                        owner: value,
+                        shape: GrantShape::SetOk { attribute: false },
+                    },
+                    AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::Nil),
+                    AcquireOutcome::NoQuorum { voted, needed } => {
+                        Response::Reply(no_quorum(voted, needed))
+                    }
+                }
+            }
+            DropIn::Get(key) => Response::Reply(match engine.status(&key).await {
+                StatusOutcome::Held { owner, .. } => Reply::Bulk(owner),
+                StatusOutcome::Free => Reply::Nil,
+                StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+            }),
+            DropIn::Exists(keys) => {
+                let mut n = 0;
+                for k in &keys {
+                    match engine.status(k).await {
+                        StatusOutcome::Held { .. } => n += 1,
+                        StatusOutcome::Free => {}
+                        StatusOutcome::NoQuorum { voted, needed } => {
+                            return Response::Reply(no_quorum(voted, needed))
+                        }
+                    }
+                }
+                Response::Reply(Reply::Int(n))
+            }
+            DropIn::Pttl(key) => Response::Reply(match engine.status(&key).await {
+                StatusOutcome::Held { pttl, .. } => ms_reply(pttl),
+                StatusOutcome::Free => Reply::Int(-2),
+                StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+            }),
+            DropIn::Ttl(key) => Response::Reply(match engine.status(&key).await {
+                // Redis rounds the remaining time to the nearest second.
+                StatusOutcome::Held { pttl, .. } => {
+                    Reply::Int(i64::try_from((pttl.as_millis() + 500) / 1000).unwrap_or(i64::MAX))
+                }
+                StatusOutcome::Free => Reply::Int(-2),
+                StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+            }),
         }
     }
     .boxed()

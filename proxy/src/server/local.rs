@@ -37,6 +37,11 @@ const COMMANDS: &[(&str, i64, &[&str], i64, i64, i64)] = &[
     ("lock.release", 3, &["write"], 1, 1, 1),
     ("lock.extend", 4, &["write"], 1, 1, 1),
     ("lock.status", 2, &["readonly"], 1, 1, 1),
+    ("set", -3, &["write", "denyoom"], 1, 1, 1),
+    ("get", 2, &["readonly", "fast"], 1, 1, 1),
+    ("exists", -2, &["readonly", "fast"], 1, -1, 1),
+    ("pttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
+    ("ttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
 ];
 
 fn command_info(name: &[u8]) -> Reply {
