@@ -1,10 +1,16 @@
 //! Client-side RESP: request framing (RESP2 multibulk and inline commands)
 //! under explicit [`Limits`], and reply encoding for RESP2 and RESP3.
 //!
-//! INTERFACE STUB: the public API below is fixed; the implementation is being
-//! written.
+//! - [`request`]: framing with limits, never panicking on any input.
+//! - [`reply`]: encoding, with RESP3 types degraded on RESP2 connections.
 
-use bytes::{Bytes, BytesMut};
+pub mod reply;
+pub mod request;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
 
 pub use crate::config::Limits;
 
@@ -25,18 +31,7 @@ pub enum ProtocolError {
     Invalid(String),
 }
 
-/// Takes one complete request off the front of `buf`.
-///
-/// Returns `Ok(None)` when more bytes are needed (and `buf` is within the
-/// limits), `Ok(Some(args))` with a non-empty argument vector, or an error
-/// when the bytes break the protocol or a limit. Empty inline lines are
-/// skipped. Never panics on any input.
-pub fn parse_request(
-    _buf: &mut BytesMut,
-    _limits: &Limits,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    unimplemented!()
-}
+pub use request::parse_request;
 
 /// A reply to a client, encoded for the connection's protocol at write time.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,10 +79,5 @@ impl Reply {
 
     pub fn bulk(b: impl Into<Bytes>) -> Reply {
         Reply::Bulk(b.into())
-    }
-
-    /// Appends the encoding of `self` for `proto` to `out`.
-    pub fn encode(&self, _proto: Protocol, _out: &mut BytesMut) {
-        unimplemented!()
     }
 }
