@@ -130,6 +130,22 @@ mod tests {
         assert!(String::from_utf8_lossy(&e).contains("not supported by lockgate"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_argument_vectors_never_panic(
+            args in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..12), 1..8),
+            name in proptest::sample::select(vec![
+                "LOCK.ACQUIRE", "lock.release", "LOCK.EXTEND", "LOCK.STATUS", "SET", "GET",
+                "EXISTS", "PTTL", "TTL", "HELLO", "AUTH", "CLIENT", "COMMAND", "PING", "SELECT",
+                "INFO", "x",
+            ]),
+        ) {
+            let mut v: Vec<Bytes> = vec![Bytes::from(name)];
+            v.extend(args.into_iter().map(Bytes::from));
+            let _ = parse(&v);
+        }
+    }
+
     #[test]
     fn integers_are_parsed_strictly() {
         assert_eq!(parse_i64(b"10"), Some(10));

@@ -1,0 +1,109 @@
+//! Integration-test harness: real `redis-server` masters on free loopback
+//! ports, an in-process gateway bound to port 0, and small client helpers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lockgate::config::{Bootstrap, Config, MasterConfig};
+use lockgate::dev::LocalRedis;
+use lockgate::server::Gateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A set of real masters; dropping it kills them.
+pub struct Cluster {
+    pub masters: Vec<LocalRedis>,
+}
+
+impl Cluster {
+    pub fn start(n: usize) -> Cluster {
+        Cluster {
+            masters: (0..n)
+                .map(|_| LocalRedis::start().expect("redis-server must be installed"))
+                .collect(),
+        }
+    }
+
+    pub fn start_aof(n: usize) -> Cluster {
+        Cluster {
+            masters: (0..n)
+                .map(|_| LocalRedis::start_aof().expect("redis-server must be installed"))
+                .collect(),
+        }
+    }
+}
+
+/// A config for tests: ephemeral ports, masters initialised at once, and a
+/// master deadline generous enough for a loaded 2-core machine.
+pub fn test_config(cluster: &Cluster) -> Config {
+    let mut c = Config {
+        listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        masters: cluster
+            .masters
+            .iter()
+            .map(|m| MasterConfig {
+                address: m.address(),
+                username: None,
+                password: None,
+                tls: false,
+            })
+            .collect(),
+        ..Config::default()
+    };
+    c.lock.bootstrap = Bootstrap::Immediate;
+    c.lock.min_ttl = Duration::from_millis(1);
+    c.lock.max_ttl = Duration::from_secs(60);
+    c.master.timeout = Duration::from_millis(50);
+    c.master.reconnect_max = Duration::from_millis(500);
+    c
+}
+
+/// Starts a gateway and waits until a quorum of masters is ready.
+pub async fn start_gateway(cfg: Config) -> Gateway {
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    assert!(
+        gw.wait_ready(Duration::from_secs(10)).await,
+        "gateway did not become ready"
+    );
+    gw
+}
+
+pub async fn client(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to gateway")
+}
+
+/// Sends raw bytes and returns everything read until the peer closes or is
+/// quiet for 300 ms.
+pub async fn raw_roundtrip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return out,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let give_up = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
