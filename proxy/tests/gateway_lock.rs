@@ -111,7 +111,7 @@ async fn contending_clients_get_exactly_one_winner_at_a_time() {
             let mut c = client(addr).await;
             let stop = Instant::now() + Duration::from_secs(2);
             while Instant::now() < stop {
-                let v: Value = redis::cmd("LOCK.ACQUIRE").arg("hot").arg(5_000).arg("WAIT").arg(500)
+                let v: Value = redis::cmd("LOCK.ACQUIRE").arg("hot").arg(5_000).arg("WAIT").arg(200)
                     .query_async(&mut c).await.expect("acquire");
                 let Value::Array(items) = v else { continue };
                 let (Value::BulkString(owner), Value::Int(token)) = (&items[0], &items[1]) else { panic!() };
@@ -206,7 +206,7 @@ async fn master_restarted_empty_is_quarantined_then_reseeded_and_tokens_keep_ris
     let (owner, t1, _) = acquire(&mut c, "amn", 1_000).await.expect("ok").expect("granted");
     release(&mut c, "amn", &owner).await;
     cluster.masters[2].kill();
-    cluster.masters[2].restart();
+    cluster.masters[2].restart().expect("restart");
     let m = gw.engine().masters()[2].clone();
     assert!(
         wait_until(Duration::from_secs(5), || m.state() == MasterState::Quarantined).await,
