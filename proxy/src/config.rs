@@ -323,7 +323,10 @@ impl Config {
         Self::from_raw(raw, env)
     }
 
-    fn from_raw(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    fn from_raw(
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         let e = |k: &str| env(k);
         macro_rules! set {
@@ -345,9 +348,24 @@ impl Config {
             };
         }
         set!(c.listen, raw.listen, "LOCKGATE_LISTEN", |v: String| v);
-        set!(c.admin_listen, raw.admin_listen, "LOCKGATE_ADMIN_LISTEN", |v: String| v);
-        set!(c.log_level, raw.log_level, "LOCKGATE_LOG_LEVEL", |v: String| v);
-        set!(c.shutdown_grace, raw.shutdown_grace_ms, "LOCKGATE_SHUTDOWN_GRACE_MS", ms);
+        set!(
+            c.admin_listen,
+            raw.admin_listen,
+            "LOCKGATE_ADMIN_LISTEN",
+            |v: String| v
+        );
+        set!(
+            c.log_level,
+            raw.log_level,
+            "LOCKGATE_LOG_LEVEL",
+            |v: String| v
+        );
+        set!(
+            c.shutdown_grace,
+            raw.shutdown_grace_ms,
+            "LOCKGATE_SHUTDOWN_GRACE_MS",
+            ms
+        );
         c.requirepass = raw.requirepass;
         if let Some(p) = env("LOCKGATE_REQUIREPASS") {
             c.requirepass = Some(p);
@@ -376,20 +394,72 @@ impl Config {
                 .collect();
         }
         let t = raw.master;
-        set!(c.master.timeout, t.timeout_ms, "LOCKGATE_MASTER_TIMEOUT_MS", ms);
-        set!(c.master.connect_timeout, t.connect_timeout_ms, "LOCKGATE_MASTER_CONNECT_TIMEOUT_MS", ms);
-        set!(c.master.down_after_timeouts, t.down_after_timeouts, "LOCKGATE_MASTER_DOWN_AFTER_TIMEOUTS");
-        set!(c.master.reconnect_min, t.reconnect_min_ms, "LOCKGATE_MASTER_RECONNECT_MIN_MS", ms);
-        set!(c.master.reconnect_max, t.reconnect_max_ms, "LOCKGATE_MASTER_RECONNECT_MAX_MS", ms);
-        set!(c.master.max_inflight, t.max_inflight, "LOCKGATE_MASTER_MAX_INFLIGHT");
+        set!(
+            c.master.timeout,
+            t.timeout_ms,
+            "LOCKGATE_MASTER_TIMEOUT_MS",
+            ms
+        );
+        set!(
+            c.master.connect_timeout,
+            t.connect_timeout_ms,
+            "LOCKGATE_MASTER_CONNECT_TIMEOUT_MS",
+            ms
+        );
+        set!(
+            c.master.down_after_timeouts,
+            t.down_after_timeouts,
+            "LOCKGATE_MASTER_DOWN_AFTER_TIMEOUTS"
+        );
+        set!(
+            c.master.reconnect_min,
+            t.reconnect_min_ms,
+            "LOCKGATE_MASTER_RECONNECT_MIN_MS",
+            ms
+        );
+        set!(
+            c.master.reconnect_max,
+            t.reconnect_max_ms,
+            "LOCKGATE_MASTER_RECONNECT_MAX_MS",
+            ms
+        );
+        set!(
+            c.master.max_inflight,
+            t.max_inflight,
+            "LOCKGATE_MASTER_MAX_INFLIGHT"
+        );
         let l = raw.lock;
-        set!(c.lock.drift_factor, l.drift_factor, "LOCKGATE_LOCK_DRIFT_FACTOR");
-        set!(c.lock.drift_constant, l.drift_constant_ms, "LOCKGATE_LOCK_DRIFT_CONSTANT_MS", ms);
+        set!(
+            c.lock.drift_factor,
+            l.drift_factor,
+            "LOCKGATE_LOCK_DRIFT_FACTOR"
+        );
+        set!(
+            c.lock.drift_constant,
+            l.drift_constant_ms,
+            "LOCKGATE_LOCK_DRIFT_CONSTANT_MS",
+            ms
+        );
         set!(c.lock.min_ttl, l.min_ttl_ms, "LOCKGATE_LOCK_MIN_TTL_MS", ms);
         set!(c.lock.max_ttl, l.max_ttl_ms, "LOCKGATE_LOCK_MAX_TTL_MS", ms);
-        set!(c.lock.max_wait, l.max_wait_ms, "LOCKGATE_LOCK_MAX_WAIT_MS", ms);
-        set!(c.lock.key_prefix, l.key_prefix, "LOCKGATE_LOCK_KEY_PREFIX", |v: String| v);
-        set!(c.lock.max_acquire_time, l.max_acquire_time_ms, "LOCKGATE_LOCK_MAX_ACQUIRE_TIME_MS", ms);
+        set!(
+            c.lock.max_wait,
+            l.max_wait_ms,
+            "LOCKGATE_LOCK_MAX_WAIT_MS",
+            ms
+        );
+        set!(
+            c.lock.key_prefix,
+            l.key_prefix,
+            "LOCKGATE_LOCK_KEY_PREFIX",
+            |v: String| v
+        );
+        set!(
+            c.lock.max_acquire_time,
+            l.max_acquire_time_ms,
+            "LOCKGATE_LOCK_MAX_ACQUIRE_TIME_MS",
+            ms
+        );
         let mut bootstrap: Option<String> = l.bootstrap;
         if let Some(b) = env("LOCKGATE_LOCK_BOOTSTRAP") {
             bootstrap = Some(b);
@@ -423,14 +493,42 @@ impl Config {
             };
         }
         let lim = raw.limits;
-        set!(c.limits.max_frame_bytes, lim.max_frame_bytes, "LOCKGATE_LIMITS_MAX_FRAME_BYTES");
-        set!(c.limits.max_bulk_bytes, lim.max_bulk_bytes, "LOCKGATE_LIMITS_MAX_BULK_BYTES");
+        set!(
+            c.limits.max_frame_bytes,
+            lim.max_frame_bytes,
+            "LOCKGATE_LIMITS_MAX_FRAME_BYTES"
+        );
+        set!(
+            c.limits.max_bulk_bytes,
+            lim.max_bulk_bytes,
+            "LOCKGATE_LIMITS_MAX_BULK_BYTES"
+        );
         set!(c.limits.max_args, lim.max_args, "LOCKGATE_LIMITS_MAX_ARGS");
-        set!(c.limits.max_nesting, lim.max_nesting, "LOCKGATE_LIMITS_MAX_NESTING");
-        set!(c.limits.max_inline_bytes, lim.max_inline_bytes, "LOCKGATE_LIMITS_MAX_INLINE_BYTES");
-        set!(c.limits.max_clients, lim.max_clients, "LOCKGATE_LIMITS_MAX_CLIENTS");
-        set!(c.limits.max_pipeline, lim.max_pipeline, "LOCKGATE_LIMITS_MAX_PIPELINE");
-        set!(c.limits.max_key_bytes, lim.max_key_bytes, "LOCKGATE_LIMITS_MAX_KEY_BYTES");
+        set!(
+            c.limits.max_nesting,
+            lim.max_nesting,
+            "LOCKGATE_LIMITS_MAX_NESTING"
+        );
+        set!(
+            c.limits.max_inline_bytes,
+            lim.max_inline_bytes,
+            "LOCKGATE_LIMITS_MAX_INLINE_BYTES"
+        );
+        set!(
+            c.limits.max_clients,
+            lim.max_clients,
+            "LOCKGATE_LIMITS_MAX_CLIENTS"
+        );
+        set!(
+            c.limits.max_pipeline,
+            lim.max_pipeline,
+            "LOCKGATE_LIMITS_MAX_PIPELINE"
+        );
+        set!(
+            c.limits.max_key_bytes,
+            lim.max_key_bytes,
+            "LOCKGATE_LIMITS_MAX_KEY_BYTES"
+        );
         Ok(c)
     }
 
@@ -463,11 +561,18 @@ impl Config {
                 ));
             }
         }
-        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+        for (key, addr) in [
+            ("listen", &self.listen),
+            ("admin_listen", &self.admin_listen),
+        ] {
             if key == "admin_listen" && addr.is_empty() {
                 continue; // empty disables the admin listener
             }
-            if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(invalid(key, format!("{addr:?} is not host:port")));
             }
         }
@@ -501,7 +606,10 @@ impl Config {
             }
         }
         if t.reconnect_max < t.reconnect_min {
-            return Err(invalid("master.reconnect_max_ms", "must be >= master.reconnect_min_ms"));
+            return Err(invalid(
+                "master.reconnect_max_ms",
+                "must be >= master.reconnect_min_ms",
+            ));
         }
         if t.down_after_timeouts == 0 {
             return Err(invalid("master.down_after_timeouts", "must be at least 1"));
@@ -525,7 +633,10 @@ impl Config {
             }
         }
         if lim.max_bulk_bytes > lim.max_frame_bytes {
-            return Err(invalid("limits.max_bulk_bytes", "must be <= limits.max_frame_bytes"));
+            return Err(invalid(
+                "limits.max_bulk_bytes",
+                "must be <= limits.max_frame_bytes",
+            ));
         }
         Ok(self)
     }
@@ -591,7 +702,10 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         assert_eq!(bad_key("[lock]\ndrift_factor = 0.7\n"), "lock.drift_factor");
-        assert_eq!(bad_key("[lock]\nmin_ttl_ms = 100\nmax_ttl_ms = 10\n"), "lock.max_ttl_ms");
+        assert_eq!(
+            bad_key("[lock]\nmin_ttl_ms = 100\nmax_ttl_ms = 10\n"),
+            "lock.max_ttl_ms"
+        );
         assert_eq!(bad_key("[master]\ntimeout_ms = 0\n"), "master.timeout_ms");
         assert_eq!(bad_key("[limits]\nmax_args = 0\n"), "limits.max_args");
         assert_eq!(bad_key("[lock]\nkey_prefix = \"\"\n"), "lock.key_prefix");
@@ -636,6 +750,8 @@ mod tests {
     fn bad_environment_values_name_the_variable() {
         let env = |k: &str| (k == "LOCKGATE_MASTER_TIMEOUT_MS").then(|| "fast".to_string());
         let e = Config::load(None, &env);
-        assert!(matches!(e, Err(ConfigError::Invalid { key, .. }) if key == "LOCKGATE_MASTER_TIMEOUT_MS"));
+        assert!(
+            matches!(e, Err(ConfigError::Invalid { key, .. }) if key == "LOCKGATE_MASTER_TIMEOUT_MS")
+        );
     }
 }

@@ -71,7 +71,9 @@ impl LocalRedis {
             let mut r = LocalRedis {
                 port,
                 aof,
-                dir: tempfile::Builder::new().prefix("lockgate-redis-").tempdir()?,
+                dir: tempfile::Builder::new()
+                    .prefix("lockgate-redis-")
+                    .tempdir()?,
                 child: None,
             };
             match r.spawn() {

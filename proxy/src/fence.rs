@@ -100,7 +100,8 @@ impl TokenProposer {
 
     /// Records a token value seen on a master.
     pub fn observe(&self, token: u64) {
-        self.highest.fetch_max(token.min(MAX_TOKEN), Ordering::AcqRel);
+        self.highest
+            .fetch_max(token.min(MAX_TOKEN), Ordering::AcqRel);
     }
 }
 

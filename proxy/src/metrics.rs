@@ -11,8 +11,8 @@ use prometheus::{
 
 /// Latency buckets from 50 µs to ~2 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.0,
 ];
 
 /// Lock operations, the `op` label.
@@ -165,7 +165,10 @@ impl Metrics {
         let lock_ops = reg(
             r,
             IntCounterVec::new(
-                Opts::new("lockgate_lock_operations_total", "Lock operations by op and outcome"),
+                Opts::new(
+                    "lockgate_lock_operations_total",
+                    "Lock operations by op and outcome",
+                ),
                 &["op", "outcome"],
             )
             .expect("valid"),
@@ -210,7 +213,10 @@ impl Metrics {
         let master_errors = reg(
             r,
             IntCounterVec::new(
-                Opts::new("lockgate_master_errors_total", "Master request errors by kind"),
+                Opts::new(
+                    "lockgate_master_errors_total",
+                    "Master request errors by kind",
+                ),
                 &["master", "kind"],
             )
             .expect("valid"),
@@ -229,7 +235,10 @@ impl Metrics {
         let master_votes = reg(
             r,
             IntCounterVec::new(
-                Opts::new("lockgate_master_votes_total", "Acquire votes by master and vote"),
+                Opts::new(
+                    "lockgate_master_votes_total",
+                    "Acquire votes by master and vote",
+                ),
                 &["master", "vote"],
             )
             .expect("valid"),
@@ -289,8 +298,7 @@ impl Metrics {
         );
         let client_connections = reg(
             r,
-            IntGauge::new("lockgate_client_connections", "Open client connections")
-                .expect("valid"),
+            IntGauge::new("lockgate_client_connections", "Open client connections").expect("valid"),
         );
         let client_connections_total = reg(
             r,

@@ -15,7 +15,11 @@ use support::{client, start_gateway, test_config, wait_until, Cluster};
 type Acq = Option<(Vec<u8>, i64, i64)>;
 
 async fn acquire(c: &mut MultiplexedConnection, key: &str, ttl: u64) -> redis::RedisResult<Acq> {
-    let v: Value = redis::cmd("LOCK.ACQUIRE").arg(key).arg(ttl).query_async(c).await?;
+    let v: Value = redis::cmd("LOCK.ACQUIRE")
+        .arg(key)
+        .arg(ttl)
+        .query_async(c)
+        .await?;
     Ok(match v {
         Value::Nil => None,
         Value::Array(items) => match items.as_slice() {
@@ -39,13 +43,20 @@ async fn lifecycle_on(n: usize) {
     let cluster = Cluster::start(n);
     let gw = start_gateway(test_config(&cluster)).await;
     let mut c = client(gw.local_addr()).await;
-    let (owner, token, validity) = acquire(&mut c, "job", 5_000).await.expect("ok").expect("granted");
+    let (owner, token, validity) = acquire(&mut c, "job", 5_000)
+        .await
+        .expect("ok")
+        .expect("granted");
     assert!(token > 0);
     assert!(validity > 4_000 && validity < 5_000, "validity {validity}");
     // Busy while held.
     assert_eq!(acquire(&mut c, "job", 5_000).await.expect("ok"), None);
     // Status shows holder and token.
-    let st: Value = redis::cmd("LOCK.STATUS").arg("job").query_async(&mut c).await.expect("status");
+    let st: Value = redis::cmd("LOCK.STATUS")
+        .arg("job")
+        .query_async(&mut c)
+        .await
+        .expect("status");
     match st {
         Value::Array(items) => {
             assert_eq!(items[0], Value::BulkString(owner.clone()));
@@ -54,18 +65,37 @@ async fn lifecycle_on(n: usize) {
         other => panic!("status {other:?}"),
     }
     // Extend by owner, refused for others.
-    let ext: Option<i64> = redis::cmd("LOCK.EXTEND").arg("job").arg(&owner).arg(8_000).query_async(&mut c).await.expect("extend");
+    let ext: Option<i64> = redis::cmd("LOCK.EXTEND")
+        .arg("job")
+        .arg(&owner)
+        .arg(8_000)
+        .query_async(&mut c)
+        .await
+        .expect("extend");
     assert!(ext.expect("extended") > 7_000);
-    let ext2: Option<i64> = redis::cmd("LOCK.EXTEND").arg("job").arg("intruder").arg(8_000).query_async(&mut c).await.expect("extend");
+    let ext2: Option<i64> = redis::cmd("LOCK.EXTEND")
+        .arg("job")
+        .arg("intruder")
+        .arg(8_000)
+        .query_async(&mut c)
+        .await
+        .expect("extend");
     assert_eq!(ext2, None);
     // Release by non-owner refused, by owner accepted, then free.
     assert_eq!(release(&mut c, "job", b"intruder").await, 0);
     assert_eq!(release(&mut c, "job", &owner).await, 1);
     assert_eq!(release(&mut c, "job", &owner).await, 0);
-    let st: Value = redis::cmd("LOCK.STATUS").arg("job").query_async(&mut c).await.expect("status");
+    let st: Value = redis::cmd("LOCK.STATUS")
+        .arg("job")
+        .query_async(&mut c)
+        .await
+        .expect("status");
     assert_eq!(st, Value::Nil);
     // A new grant gets a higher token.
-    let (_, token2, _) = acquire(&mut c, "job", 5_000).await.expect("ok").expect("granted");
+    let (_, token2, _) = acquire(&mut c, "job", 5_000)
+        .await
+        .expect("ok")
+        .expect("granted");
     assert!(token2 > token);
     gw.shutdown(Duration::from_secs(1)).await;
 }
@@ -111,10 +141,18 @@ async fn contending_clients_get_exactly_one_winner_at_a_time() {
             let mut c = client(addr).await;
             let stop = Instant::now() + Duration::from_secs(2);
             while Instant::now() < stop {
-                let v: Value = redis::cmd("LOCK.ACQUIRE").arg("hot").arg(5_000).arg("WAIT").arg(200)
-                    .query_async(&mut c).await.expect("acquire");
+                let v: Value = redis::cmd("LOCK.ACQUIRE")
+                    .arg("hot")
+                    .arg(5_000)
+                    .arg("WAIT")
+                    .arg(200)
+                    .query_async(&mut c)
+                    .await
+                    .expect("acquire");
                 let Value::Array(items) = v else { continue };
-                let (Value::BulkString(owner), Value::Int(token)) = (&items[0], &items[1]) else { panic!() };
+                let (Value::BulkString(owner), Value::Int(token)) = (&items[0], &items[1]) else {
+                    panic!()
+                };
                 assert!(!held.swap(true, Ordering::SeqCst), "two holders at once");
                 grants.fetch_add(1, Ordering::SeqCst);
                 tokens.lock().expect("lock").push(*token);
@@ -128,9 +166,16 @@ async fn contending_clients_get_exactly_one_winner_at_a_time() {
         t.await.expect("task");
     }
     let tokens = tokens.lock().expect("lock").clone();
-    assert!(grants.load(Ordering::SeqCst) >= 10, "too few grants: {}", tokens.len());
+    assert!(
+        grants.load(Ordering::SeqCst) >= 10,
+        "too few grants: {}",
+        tokens.len()
+    );
     // Grants were serial, so tokens in grant order strictly increase.
-    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "tokens not increasing: {tokens:?}");
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "tokens not increasing: {tokens:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,19 +225,30 @@ async fn one_stopped_master_does_not_slow_acquires() {
     for i in 0..100 {
         let key = format!("s{i}");
         let t = Instant::now();
-        let (owner, ..) = acquire(&mut c, &key, 5_000).await.expect("ok").expect("granted");
+        let (owner, ..) = acquire(&mut c, &key, 5_000)
+            .await
+            .expect("ok")
+            .expect("granted");
         lat.push(t.elapsed());
         release(&mut c, &key, &owner).await;
     }
     cluster.masters[1].resume();
     lat.sort();
     let p50 = lat[lat.len() / 2];
-    eprintln!("acquire latency with 1 of 5 stopped: p50 {:?} max {:?}", p50, lat[lat.len() - 1]);
+    eprintln!(
+        "acquire latency with 1 of 5 stopped: p50 {:?} max {:?}",
+        p50,
+        lat[lat.len() - 1]
+    );
     // Acquires return on the first 3 votes; waiting for the stopped master
     // would cost its whole 50 ms deadline on every request.
     assert!(p50 < Duration::from_millis(25), "p50 {p50:?}");
     // After SIGCONT the master comes back.
-    assert!(wait_until(Duration::from_secs(5), || gw.engine().masters()[1].state() == MasterState::Up).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || gw.engine().masters()[1].state()
+            == MasterState::Up)
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,18 +259,26 @@ async fn master_restarted_empty_is_quarantined_then_reseeded_and_tokens_keep_ris
     cfg.lock.max_acquire_time = Duration::from_millis(200);
     let gw = start_gateway(cfg).await;
     let mut c = client(gw.local_addr()).await;
-    let (owner, t1, _) = acquire(&mut c, "amn", 1_000).await.expect("ok").expect("granted");
+    let (owner, t1, _) = acquire(&mut c, "amn", 1_000)
+        .await
+        .expect("ok")
+        .expect("granted");
     release(&mut c, "amn", &owner).await;
     cluster.masters[2].kill();
     cluster.masters[2].restart().expect("restart");
     let m = gw.engine().masters()[2].clone();
     assert!(
-        wait_until(Duration::from_secs(5), || m.state() == MasterState::Quarantined).await,
+        wait_until(Duration::from_secs(5), || m.state()
+            == MasterState::Quarantined)
+        .await,
         "restarted master not quarantined: {:?}",
         m.state()
     );
     // Still grants with 2 of 3, excluding the amnesiac master.
-    let (owner, t2, _) = acquire(&mut c, "amn", 1_000).await.expect("ok").expect("granted");
+    let (owner, t2, _) = acquire(&mut c, "amn", 1_000)
+        .await
+        .expect("ok")
+        .expect("granted");
     assert!(t2 > t1);
     release(&mut c, "amn", &owner).await;
     // Re-seeded after max_ttl + max_acquire_time.
@@ -222,7 +286,10 @@ async fn master_restarted_empty_is_quarantined_then_reseeded_and_tokens_keep_ris
     // Now the other two are killed: a grant must involve the re-seeded master,
     // and its floor keeps tokens above everything granted before.
     cluster.masters[0].kill();
-    let got = acquire(&mut c, "amn", 1_000).await.expect("ok").expect("granted with 2 of 3");
+    let got = acquire(&mut c, "amn", 1_000)
+        .await
+        .expect("ok")
+        .expect("granted with 2 of 3");
     assert!(got.1 > t2, "token went backwards: {} <= {t2}", got.1);
 }
 
@@ -248,5 +315,8 @@ async fn two_gateways_issue_strictly_increasing_tokens_even_with_skewed_clocks()
         last = token;
         assert_eq!(release(c, "shared", &owner).await, 1);
     }
-    assert!(b.metrics().fence_retries.get() > 0, "the lagging gateway never retried");
+    assert!(
+        b.metrics().fence_retries.get() > 0,
+        "the lagging gateway never retried"
+    );
 }

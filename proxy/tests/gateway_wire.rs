@@ -12,7 +12,10 @@ use tokio::net::TcpStream;
 async fn inline_ping_gets_pong() {
     let cluster = Cluster::start(1);
     let gw = start_gateway(test_config(&cluster)).await;
-    assert_eq!(raw_roundtrip(gw.local_addr(), b"PING\r\n").await, b"+PONG\r\n");
+    assert_eq!(
+        raw_roundtrip(gw.local_addr(), b"PING\r\n").await,
+        b"+PONG\r\n"
+    );
 }
 
 #[tokio::test]
@@ -27,7 +30,10 @@ async fn pipelined_commands_reply_in_order() {
     let out = raw_roundtrip(gw.local_addr(), req).await;
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("*3\r\n$2\r\nme\r\n:"), "{text}");
-    assert!(text.ends_with("+PONG\r\n:1\r\n:0\r\n$3\r\nend\r\n"), "{text}");
+    assert!(
+        text.ends_with("+PONG\r\n:1\r\n:0\r\n$3\r\nend\r\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -70,9 +76,17 @@ async fn malformed_frames_get_a_protocol_error_and_close() {
     let cluster = Cluster::start(1);
     let gw = start_gateway(test_config(&cluster)).await;
     let out = closes_after(gw.local_addr(), b"*1\r\n$x\r\n").await;
-    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let out = closes_after(gw.local_addr(), b"*2\r\n*1\r\n$4\r\nPING\r\n").await;
-    assert!(out.starts_with(b"-ERR Protocol error: expected '$'"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error: expected '$'"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 #[tokio::test]
@@ -81,7 +95,15 @@ async fn oversized_frames_are_refused_without_waiting_for_the_bytes() {
     let gw = start_gateway(test_config(&cluster)).await;
     // Claims a 1 GiB bulk string: refused at once, not buffered.
     let out = closes_after(gw.local_addr(), b"*2\r\n$4\r\nECHO\r\n$1073741824\r\n").await;
-    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let out = closes_after(gw.local_addr(), b"*99999999\r\n").await;
-    assert!(out.starts_with(b"-ERR Protocol error"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }

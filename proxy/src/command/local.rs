@@ -24,7 +24,10 @@ pub enum ClientSub {
     SetName(Bytes),
     GetName,
     Id,
-    SetInfo { attr: Bytes, value: Bytes },
+    SetInfo {
+        attr: Bytes,
+        value: Bytes,
+    },
     Info,
     List,
     /// NO-EVICT, NO-TOUCH and the like: accepted, no effect on a gateway.
@@ -127,9 +130,10 @@ fn parse_hello(args: &[Bytes]) -> Result<HelloArgs, Reply> {
     let Some(v) = args.get(1) else {
         return Ok(h);
     };
-    h.version = Some(parse_i64(v).ok_or_else(|| {
-        Reply::error("ERR Protocol version is not an integer or out of range")
-    })?);
+    h.version =
+        Some(parse_i64(v).ok_or_else(|| {
+            Reply::error("ERR Protocol version is not an integer or out of range")
+        })?);
     let mut i = 2;
     while i < args.len() {
         let opt = &args[i];
@@ -200,7 +204,10 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<Local>, Reply> {
-        let args: Vec<Bytes> = s.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let args: Vec<Bytes> = s
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
         parse(&args[0], &args)
     }
 

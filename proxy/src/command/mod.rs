@@ -32,13 +32,72 @@ pub enum Request {
 /// Commands of Redis's data model that a lock gateway deliberately does not
 /// serve; they get a clearer error than "unknown command".
 const UNSUPPORTED: &[&str] = &[
-    "DEL", "UNLINK", "INCR", "DECR", "INCRBY", "MGET", "MSET", "KEYS", "SCAN", "EXPIRE", "PEXPIRE",
-    "PERSIST", "HSET", "HGET", "HGETALL", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "ZADD",
-    "FLUSHDB", "FLUSHALL", "MULTI", "EXEC", "WATCH", "UNWATCH", "DISCARD", "SUBSCRIBE",
-    "PSUBSCRIBE", "PUBLISH", "WAIT", "CONFIG", "DEBUG", "SHUTDOWN", "MONITOR", "SYNC", "PSYNC",
-    "REPLICAOF", "SLAVEOF", "CLUSTER", "FUNCTION", "FCALL", "TYPE", "RENAME", "GETSET", "GETDEL",
-    "SETNX", "SETEX", "PSETEX", "APPEND", "BLPOP", "BRPOP", "XADD", "XREAD", "SAVE", "BGSAVE",
-    "LASTSAVE", "ROLE", "MEMORY", "SLOWLOG", "LATENCY", "OBJECT", "SWAPDB", "MOVE", "COPY",
+    "DEL",
+    "UNLINK",
+    "INCR",
+    "DECR",
+    "INCRBY",
+    "MGET",
+    "MSET",
+    "KEYS",
+    "SCAN",
+    "EXPIRE",
+    "PEXPIRE",
+    "PERSIST",
+    "HSET",
+    "HGET",
+    "HGETALL",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "SADD",
+    "ZADD",
+    "FLUSHDB",
+    "FLUSHALL",
+    "MULTI",
+    "EXEC",
+    "WATCH",
+    "UNWATCH",
+    "DISCARD",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "PUBLISH",
+    "WAIT",
+    "CONFIG",
+    "DEBUG",
+    "SHUTDOWN",
+    "MONITOR",
+    "SYNC",
+    "PSYNC",
+    "REPLICAOF",
+    "SLAVEOF",
+    "CLUSTER",
+    "FUNCTION",
+    "FCALL",
+    "TYPE",
+    "RENAME",
+    "GETSET",
+    "GETDEL",
+    "SETNX",
+    "SETEX",
+    "PSETEX",
+    "APPEND",
+    "BLPOP",
+    "BRPOP",
+    "XADD",
+    "XREAD",
+    "SAVE",
+    "BGSAVE",
+    "LASTSAVE",
+    "ROLE",
+    "MEMORY",
+    "SLOWLOG",
+    "LATENCY",
+    "OBJECT",
+    "SWAPDB",
+    "MOVE",
+    "COPY",
 ];
 
 /// `ERR wrong number of arguments for 'x' command`, as Redis words it.
@@ -74,7 +133,10 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
 /// The error for a command lockgate does not serve.
 pub fn unknown(name: &[u8], rest: &[Bytes]) -> Reply {
     let shown = String::from_utf8_lossy(&name[..name.len().min(128)]).into_owned();
-    if UNSUPPORTED.iter().any(|u| u.as_bytes().eq_ignore_ascii_case(name)) {
+    if UNSUPPORTED
+        .iter()
+        .any(|u| u.as_bytes().eq_ignore_ascii_case(name))
+    {
         return Reply::error(format!(
             "ERR command '{shown}' is not supported by lockgate: it serves locks only \
              (see LOCK.ACQUIRE, SET NX PX and the lock scripts of common clients)"
@@ -108,7 +170,9 @@ mod tests {
     use super::*;
 
     fn args(s: &[&str]) -> Vec<Bytes> {
-        s.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+        s.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
     }
 
     #[test]

@@ -42,6 +42,9 @@ const ACQ_BUSY: i64 = 1;
 const ACQ_STALE: i64 = 2;
 const ACQ_AMNESIA: i64 = 3;
 
+/// One master's answer: its index and its reply.
+type Vote = (usize, Result<Value, MasterError>);
+
 #[derive(Clone, Copy)]
 enum Which {
     Acquire,
@@ -162,7 +165,7 @@ impl Engine {
         deadline: Instant,
     ) -> (
         usize,
-        FuturesUnordered<impl std::future::Future<Output = (usize, Result<Value, MasterError>)>>,
+        FuturesUnordered<impl std::future::Future<Output = Vote>>,
     ) {
         let futs = FuturesUnordered::new();
         for (i, m) in self.masters.iter().enumerate() {
@@ -206,7 +209,10 @@ impl Engine {
     fn note_amnesia(&self, i: usize) {
         if let Some(m) = self.masters.get(i) {
             if m.recovery() == Recovery::Healthy {
-                warn!(master = m.name(), "master lost its metadata record: amnesia");
+                warn!(
+                    master = m.name(),
+                    "master lost its metadata record: amnesia"
+                );
                 m.set_recovery(Recovery::Amnesia);
             }
             self.amnesia_seen.notify_one();
@@ -227,7 +233,8 @@ impl Engine {
             AcquireOutcome::Granted(_) => {} // recorded when the reply is written
             AcquireOutcome::Busy => self.metrics.lock_op(Op::Acquire, Outcome::Busy, elapsed),
             AcquireOutcome::NoQuorum { .. } => {
-                self.metrics.lock_op(Op::Acquire, Outcome::NoQuorum, elapsed)
+                self.metrics
+                    .lock_op(Op::Acquire, Outcome::NoQuorum, elapsed)
             }
             AcquireOutcome::Expired => {
                 self.metrics
@@ -305,7 +312,10 @@ impl Engine {
                 }
                 Decision::RetryHigher => {
                     self.metrics.fence_retries.inc();
-                    debug!(round, floor, "fencing token proposal was stale; retrying higher");
+                    debug!(
+                        round,
+                        floor, "fencing token proposal was stale; retrying higher"
+                    );
                     continue;
                 }
                 Decision::Busy | Decision::NoQuorum | Decision::Pending => break,
@@ -429,8 +439,7 @@ impl Engine {
         let want = i64::try_from(keys.len()).unwrap_or(i64::MAX);
         let keys_arc: Arc<[Bytes]> = keys.to_vec().into();
         let args: Arc<[Bytes]> = Arc::from(vec![owner.clone()]);
-        let (asked, mut futs) =
-            self.fan_out(Which::Release, keys_arc, args, start + self.timeout);
+        let (asked, mut futs) = self.fan_out(Which::Release, keys_arc, args, start + self.timeout);
         let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
         let mut best = 0i64;
         while let Some((_, reply)) = futs.next().await {
@@ -530,7 +539,8 @@ impl Engine {
             ExtendOutcome::Expired => Outcome::ExpiredInFlight,
             ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
         };
-        self.metrics.lock_op(Op::Extend, o, start.elapsed().as_secs_f64());
+        self.metrics
+            .lock_op(Op::Extend, o, start.elapsed().as_secs_f64());
         outcome
     }
 
@@ -543,8 +553,12 @@ impl Engine {
             key.clone(),
             fence_key(&self.cfg.key_prefix, key),
         ]);
-        let (asked, mut futs) =
-            self.fan_out(Which::Status, keys, Arc::from(Vec::new()), start + self.timeout);
+        let (asked, mut futs) = self.fan_out(
+            Which::Status,
+            keys,
+            Arc::from(Vec::new()),
+            start + self.timeout,
+        );
         // (owner, token, smallest pttl, votes)
         let mut groups: Vec<(Bytes, u64, i64, usize)> = Vec::new();
         let (mut free, mut failed) = (0usize, 0usize);
@@ -597,7 +611,8 @@ impl Engine {
             StatusOutcome::Free => Outcome::Busy,
             StatusOutcome::NoQuorum { .. } => Outcome::NoQuorum,
         };
-        self.metrics.lock_op(Op::Status, o, start.elapsed().as_secs_f64());
+        self.metrics
+            .lock_op(Op::Status, o, start.elapsed().as_secs_f64());
         outcome
     }
 }

@@ -62,7 +62,10 @@ pub enum AcquireOutcome {
     /// Another owner holds the key on enough masters.
     Busy,
     /// Too few masters voted.
-    NoQuorum { voted: usize, needed: usize },
+    NoQuorum {
+        voted: usize,
+        needed: usize,
+    },
     /// A quorum agreed, but the validity ran out first; released again.
     Expired,
 }
@@ -73,18 +76,28 @@ pub enum ReleaseOutcome {
     Released,
     /// Not held by this owner on a quorum; `best` is the highest per-master
     /// count of keys deleted (node-redlock style replies use it).
-    NotHeld { best: i64 },
-    NoQuorum { voted: usize, needed: usize },
+    NotHeld {
+        best: i64,
+    },
+    NoQuorum {
+        voted: usize,
+        needed: usize,
+    },
 }
 
 /// The outcome of an extend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtendOutcome {
-    Extended { validity: Duration },
+    Extended {
+        validity: Duration,
+    },
     NotHeld,
     /// A quorum accepted, but no validity is left.
     Expired,
-    NoQuorum { voted: usize, needed: usize },
+    NoQuorum {
+        voted: usize,
+        needed: usize,
+    },
 }
 
 /// The outcome of a quorum read.
@@ -96,7 +109,10 @@ pub enum StatusOutcome {
         pttl: Duration,
     },
     Free,
-    NoQuorum { voted: usize, needed: usize },
+    NoQuorum {
+        voted: usize,
+        needed: usize,
+    },
 }
 
 /// The error text for a lost quorum, shared by every command that needs one.

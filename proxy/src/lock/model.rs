@@ -73,10 +73,21 @@ struct Op {
 /// One scheduler step, chosen by proptest.
 #[derive(Debug, Clone)]
 enum Step {
-    Start { proposer: usize },
-    Deliver { op: usize, pick: usize, lose_request: bool, lose_reply: bool },
-    Tick { by: u64 },
-    Release { grant: usize },
+    Start {
+        proposer: usize,
+    },
+    Deliver {
+        op: usize,
+        pick: usize,
+        lose_request: bool,
+        lose_reply: bool,
+    },
+    Tick {
+        by: u64,
+    },
+    Release {
+        grant: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -128,7 +139,9 @@ impl World {
 
     fn deliver(&mut self, oi: usize, pick: usize, lose_request: bool, lose_reply: bool) {
         let n = self.masters.len();
-        let Some(op) = self.ops.get_mut(oi) else { return };
+        let Some(op) = self.ops.get_mut(oi) else {
+            return;
+        };
         if op.done || op.undelivered.is_empty() {
             return;
         }
@@ -208,7 +221,12 @@ fn run(n: usize, skew: Vec<i64>, steps: Vec<Step>) -> Result<usize, TestCaseErro
     for s in steps {
         match s {
             Step::Start { proposer } => w.start(proposer % w.seen.len()),
-            Step::Deliver { op, pick, lose_request, lose_reply } => {
+            Step::Deliver {
+                op,
+                pick,
+                lose_request,
+                lose_reply,
+            } => {
                 if !w.ops.is_empty() {
                     let oi = op % w.ops.len();
                     w.deliver(oi, pick, lose_request, lose_reply);
@@ -293,5 +311,8 @@ fn the_model_catches_a_broken_register_rule() {
     let oi = w.ops.len() - 1;
     w.deliver(oi, 0, false, false);
     w.deliver(oi, 0, false, false);
-    assert!(w.check().is_err(), "forgotten registers must produce a violation");
+    assert!(
+        w.check().is_err(),
+        "forgotten registers must produce a violation"
+    );
 }

@@ -151,9 +151,7 @@ async fn check_once(
         }
     }
 
-    let missing: Vec<usize> = (0..n)
-        .filter(|&i| records[i] == Record::Missing)
-        .collect();
+    let missing: Vec<usize> = (0..n).filter(|&i| records[i] == Record::Missing).collect();
     if missing.is_empty() {
         *fresh_since = None;
         return;
@@ -211,7 +209,12 @@ async fn seed(engine: &Engine, i: usize, floor: u64) -> bool {
     let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(200));
     let meta = engine.meta_key().clone();
     match m
-        .eval(&engine.scripts().meta_init, &[&meta], &[&inc, &floor_s], deadline)
+        .eval(
+            &engine.scripts().meta_init,
+            &[&meta],
+            &[&inc, &floor_s],
+            deadline,
+        )
         .await
     {
         Ok(Value::Int(_)) => {

@@ -98,7 +98,9 @@ pub(crate) async fn supervise(
             .saturating_mul(2u32.saturating_pow(attempt.min(16)))
             .min(tuning.reconnect_max);
         attempt = attempt.saturating_add(1);
-        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let wait = Duration::from_millis(rand::rng().random_range(ms / 2..=ms));
         tokio::select! {
             _ = m.stop_token().cancelled() => return,
@@ -156,13 +158,27 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), LinkError> {
     if let Some(pw) = &cfg.password {
         match &cfg.username {
-            Some(u) => roundtrip(s, rbuf, &[b"AUTH", u.as_bytes(), pw.as_bytes()], max_nesting).await?,
+            Some(u) => {
+                roundtrip(
+                    s,
+                    rbuf,
+                    &[b"AUTH", u.as_bytes(), pw.as_bytes()],
+                    max_nesting,
+                )
+                .await?
+            }
             None => roundtrip(s, rbuf, &[b"AUTH", pw.as_bytes()], max_nesting).await?,
         };
     }
     roundtrip(s, rbuf, &[b"PING"], max_nesting).await?;
     for sc in scripts.all() {
-        let v = roundtrip(s, rbuf, &[b"SCRIPT", b"LOAD", sc.body.as_bytes()], max_nesting).await?;
+        let v = roundtrip(
+            s,
+            rbuf,
+            &[b"SCRIPT", b"LOAD", sc.body.as_bytes()],
+            max_nesting,
+        )
+        .await?;
         match v {
             Value::Bulk(sha) if sha.eq_ignore_ascii_case(sc.sha1.as_bytes()) => {}
             other => {

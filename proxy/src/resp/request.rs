@@ -99,7 +99,11 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
             return Ok(Parsed::Incomplete);
         };
         if tag != b'$' {
-            let shown = if tag.is_ascii_graphic() { tag as char } else { '?' };
+            let shown = if tag.is_ascii_graphic() {
+                tag as char
+            } else {
+                '?'
+            };
             return Err(err(&format!("expected '$', got '{shown}'")));
         }
         let Some(eol) = find_crlf(buf, pos + 1) else {

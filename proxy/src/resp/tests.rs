@@ -37,9 +37,13 @@ fn encode_request(args: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn pipelined_frames_parse_one_by_one() {
-    let got = parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n").unwrap_or_default();
+    let got =
+        parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n").unwrap_or_default();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1], vec![Bytes::from_static(b"ECHO"), Bytes::from_static(b"hi")]);
+    assert_eq!(
+        got[1],
+        vec![Bytes::from_static(b"ECHO"), Bytes::from_static(b"hi")]
+    );
 }
 
 #[test]
@@ -48,13 +52,20 @@ fn partial_input_waits_then_completes() {
     assert_eq!(parse_request(&mut buf, &limits()), Ok(None));
     buf.extend_from_slice(b"lo\r\n");
     let got = parse_request(&mut buf, &limits());
-    assert_eq!(got, Ok(Some(vec![Bytes::from_static(b"ECHO"), Bytes::from_static(b"hello")])));
+    assert_eq!(
+        got,
+        Ok(Some(vec![
+            Bytes::from_static(b"ECHO"),
+            Bytes::from_static(b"hello")
+        ]))
+    );
     assert!(buf.is_empty());
 }
 
 #[test]
 fn binary_data_with_crlf_inside_bulk_strings_survives() {
-    let got = parse_all(&encode_request(&[b"ECHO".to_vec(), b"a\r\nb\0c".to_vec()])).unwrap_or_default();
+    let got =
+        parse_all(&encode_request(&[b"ECHO".to_vec(), b"a\r\nb\0c".to_vec()])).unwrap_or_default();
     assert_eq!(&got[0][1][..], b"a\r\nb\0c");
 }
 
@@ -76,8 +87,14 @@ fn inline_commands_split_like_redis() {
 
 #[test]
 fn unbalanced_quotes_are_refused_like_redis() {
-    assert_eq!(err_text(b"SET \"a b\r\n"), "Protocol error: unbalanced quotes in request");
-    assert_eq!(err_text(b"SET \"a\"b\r\n"), "Protocol error: unbalanced quotes in request");
+    assert_eq!(
+        err_text(b"SET \"a b\r\n"),
+        "Protocol error: unbalanced quotes in request"
+    );
+    assert_eq!(
+        err_text(b"SET \"a\"b\r\n"),
+        "Protocol error: unbalanced quotes in request"
+    );
 }
 
 #[test]
@@ -88,11 +105,26 @@ fn empty_multibulks_are_skipped() {
 
 #[test]
 fn bad_lengths_get_redis_error_texts() {
-    assert_eq!(err_text(b"*x\r\n"), "Protocol error: invalid multibulk length");
-    assert_eq!(err_text(b"*1\r\n$x\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(err_text(b"*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(err_text(b"*1\r\n:5\r\n"), "Protocol error: expected '$', got ':'");
-    assert_eq!(err_text(b"*99999999999999999999999\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(
+        err_text(b"*x\r\n"),
+        "Protocol error: invalid multibulk length"
+    );
+    assert_eq!(
+        err_text(b"*1\r\n$x\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        err_text(b"*1\r\n$-5\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        err_text(b"*1\r\n:5\r\n"),
+        "Protocol error: expected '$', got ':'"
+    );
+    assert_eq!(
+        err_text(b"*99999999999999999999999\r\n"),
+        "Protocol error: invalid multibulk length"
+    );
 }
 
 #[test]
@@ -106,12 +138,21 @@ fn nested_array_is_refused_like_redis() {
 
 #[test]
 fn huge_claimed_lengths_fail_without_waiting_for_the_bytes() {
-    assert_eq!(err_text(b"*1\r\n$1073741824\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(err_text(b"*2000000\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(
+        err_text(b"*1\r\n$1073741824\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        err_text(b"*2000000\r\n"),
+        "Protocol error: invalid multibulk length"
+    );
     let mut long = vec![b'A'; 70 * 1024];
     assert_eq!(err_text(&long), "Protocol error: too big inline request");
     long[0] = b'*';
-    assert_eq!(err_text(&long), "Protocol error: too big mbulk count string");
+    assert_eq!(
+        err_text(&long),
+        "Protocol error: too big mbulk count string"
+    );
 }
 
 #[test]
@@ -133,7 +174,10 @@ fn resp2_degrades_resp3_types() {
     Reply::Bool(true).encode(Protocol::Resp2, &mut out);
     Reply::Attributed(vec![(Reply::bulk("t"), Reply::Int(1))], Box::new(Reply::Ok))
         .encode(Protocol::Resp2, &mut out);
-    assert_eq!(&out[..], b"*2\r\n$1\r\na\r\n:1\r\n$-1\r\n*-1\r\n:1\r\n+OK\r\n");
+    assert_eq!(
+        &out[..],
+        b"*2\r\n$1\r\na\r\n:1\r\n$-1\r\n*-1\r\n:1\r\n+OK\r\n"
+    );
 }
 
 #[test]
@@ -171,8 +215,14 @@ fn reply_tree() -> impl Strategy<Value = Reply> {
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Reply::Array),
             // Map keys are always bulk strings in lockgate's replies (and
             // redis-protocol's RESP3 decoder only takes hashable keys).
-            proptest::collection::vec(("[a-z]{1,6}".prop_map(|k| Reply::Bulk(Bytes::from(k))), inner), 0..3)
-                .prop_map(Reply::Map),
+            proptest::collection::vec(
+                (
+                    "[a-z]{1,6}".prop_map(|k| Reply::Bulk(Bytes::from(k))),
+                    inner
+                ),
+                0..3
+            )
+            .prop_map(Reply::Map),
         ]
     })
 }

@@ -18,17 +18,54 @@ use crate::resp::{Protocol, Reply};
 /// The Redis version the gateway claims to be compatible with.
 pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 
-/// Commands the gateway serves, for COMMAND and COMMAND INFO:
-/// (name, arity, flags, first key, last key, step).
-const COMMANDS: &[(&str, i64, &[&str], i64, i64, i64)] = &[
+/// A COMMAND INFO row: (name, arity, flags, first key, last key, step).
+type CommandRow = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+
+/// Commands the gateway serves, for COMMAND and COMMAND INFO.
+const COMMANDS: &[CommandRow] = &[
     ("ping", -1, &["fast", "stale"], 0, 0, 0),
     ("echo", 2, &["fast"], 0, 0, 0),
-    ("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
-    ("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    (
+        "hello",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "auth",
+        -2,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+    ),
     ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
-    ("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
-    ("reset", 1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
-    ("client", -2, &["admin", "noscript", "loading", "stale"], 0, 0, 0),
+    (
+        "quit",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "reset",
+        1,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "client",
+        -2,
+        &["admin", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+    ),
     ("command", -1, &["loading", "stale"], 0, 0, 0),
     ("info", -1, &["loading", "stale"], 0, 0, 0),
     ("time", 1, &["loading", "stale", "fast"], 0, 0, 0),
@@ -269,7 +306,11 @@ fn client(shared: &Shared, state: &mut ConnState, sub: ClientSub) -> Reply {
 
 fn client_line(shared: &Shared, e: &super::ClientEntry) -> String {
     let m = e.meta.lock().map(|m| m.clone()).unwrap_or_default();
-    let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let s = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
     format!(
         "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 \
          multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \

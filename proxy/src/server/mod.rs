@@ -49,9 +49,30 @@ pub enum StartError {
 /// Command names counted in `lockgate_commands_total`; anything else is
 /// `other`, so the label set stays bounded whatever clients send.
 const COUNTED: &[&str] = &[
-    "ping", "echo", "hello", "auth", "select", "quit", "reset", "client", "command", "info",
-    "time", "dbsize", "lock.acquire", "lock.release", "lock.extend", "lock.status", "set",
-    "get", "exists", "pttl", "ttl", "eval", "evalsha", "script",
+    "ping",
+    "echo",
+    "hello",
+    "auth",
+    "select",
+    "quit",
+    "reset",
+    "client",
+    "command",
+    "info",
+    "time",
+    "dbsize",
+    "lock.acquire",
+    "lock.release",
+    "lock.extend",
+    "lock.status",
+    "set",
+    "get",
+    "exists",
+    "pttl",
+    "ttl",
+    "eval",
+    "evalsha",
+    "script",
 ];
 
 /// State shared by every connection of one gateway.
@@ -129,12 +150,13 @@ impl Gateway {
         if config.masters.is_empty() {
             return Err(StartError::Config("no masters configured".into()));
         }
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen.clone(),
             source,
@@ -189,10 +211,7 @@ impl Gateway {
             ));
         }
 
-        let command_counters = COUNTED
-            .iter()
-            .map(|n| (*n, metrics.command(n)))
-            .collect();
+        let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
         let shared = Arc::new(Shared {
             config: Arc::new(config),
             engine,
