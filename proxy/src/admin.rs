@@ -1,11 +1,24 @@
 //! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz` and a small index.
 //!
-//! INTERFACE STUB: the implementation is being written (issue 4).
+//! HTTP/1.1 only, one task per connection, with a cap on concurrent admin
+//! connections, a header-read timeout (slowloris) and an overall per-
+//! connection deadline, so a misbehaving scraper cannot hold resources.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 
@@ -15,11 +28,105 @@ pub trait Readiness: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String>;
 }
 
+/// Most admin connections served at once.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
+/// Time allowed to send the request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest an admin connection may stay open.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// Largest request head accepted.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn handle(
+    req: &Request<Incoming>,
+    metrics: &Metrics,
+    readiness: &dyn Readiness,
+) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", PLAIN);
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let body = prometheus::TextEncoder::new()
+                .encode_to_string(&metrics.registry.gather())
+                .unwrap_or_else(|e| format!("# encoding failed: {e}\n"));
+            text(StatusCode::OK, body, "text/plain; version=0.0.4; charset=utf-8")
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
+        "/readyz" => match readiness.ready() {
+            Ok(()) => text(StatusCode::OK, "ready\n", PLAIN),
+            Err(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+                PLAIN,
+            ),
+        },
+        "/" => text(
+            StatusCode::OK,
+            "lockgate admin\n/metrics  Prometheus metrics\n/healthz  200 while the process runs\n\
+             /readyz   200 while a quorum of masters is healthy\n",
+            PLAIN,
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n", PLAIN),
+    }
+}
+
 /// Serves admin HTTP on `listener` until `shutdown` is cancelled.
 pub async fn serve(
-    _listener: TcpListener,
-    _metrics: Metrics,
-    _readiness: Arc<dyn Readiness>,
-    _shutdown: CancellationToken,
+    listener: TcpListener,
+    metrics: Metrics,
+    readiness: Arc<dyn Readiness>,
+    shutdown: CancellationToken,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    loop {
+        let (sock, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(cause = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "too many admin connections; dropping one");
+            continue;
+        };
+        let (metrics, readiness, shutdown) = (metrics.clone(), readiness.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let resp = handle(&req, &metrics, readiness.as_ref());
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(sock), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(%peer, cause = %e, "admin connection ended with an error");
+                    }
+                }
+                _ = tokio::time::sleep(CONNECTION_DEADLINE) => {}
+                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
 }
