@@ -53,14 +53,22 @@ fn handle(
 ) -> Response<Full<Bytes>> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", PLAIN);
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+            PLAIN,
+        );
     }
     match req.uri().path() {
         "/metrics" => {
             let body = prometheus::TextEncoder::new()
                 .encode_to_string(&metrics.registry.gather())
                 .unwrap_or_else(|e| format!("# encoding failed: {e}\n"));
-            text(StatusCode::OK, body, "text/plain; version=0.0.4; charset=utf-8")
+            text(
+                StatusCode::OK,
+                body,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
         }
         "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
         "/readyz" => match readiness.ready() {

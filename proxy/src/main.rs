@@ -134,7 +134,14 @@ async fn dev(masters: usize, listen: String, admin_listen: String) -> anyhow::Re
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_level.as_deref().unwrap_or("info"));
+    // The configured level applies once the file is read; until then (and
+    // for dev mode and --check-config) the flag or "info" does.
+    let early_level = cli.log_level.clone().unwrap_or_else(|| {
+        Config::load_unvalidated(cli.config.as_deref(), &env)
+            .map(|c| c.log_level)
+            .unwrap_or_else(|_| "info".to_string())
+    });
+    init_tracing(&early_level);
     if let Some(path) = &cli.check_config {
         return match Config::load(Some(path), &env) {
             Ok(c) => {

@@ -21,9 +21,17 @@ async fn readyz_follows_the_quorum_and_metrics_count_operations() {
     assert!(get(admin, "/nope").await.starts_with("HTTP/1.1 404"));
 
     let mut c = support::client(gw.local_addr()).await;
-    let _: redis::Value = redis::cmd("LOCK.ACQUIRE").arg("m").arg(1000).query_async(&mut c).await.expect("acquire");
+    let _: redis::Value = redis::cmd("LOCK.ACQUIRE")
+        .arg("m")
+        .arg(1000)
+        .query_async(&mut c)
+        .await
+        .expect("acquire");
     let m = get(admin, "/metrics").await;
-    assert!(m.contains("lockgate_lock_operations_total{op=\"acquire\",outcome=\"granted\"} 1"), "{m}");
+    assert!(
+        m.contains("lockgate_lock_operations_total{op=\"acquire\",outcome=\"granted\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("lockgate_quorum_margin 1"), "{m}");
 
     cluster.masters[0].kill();

@@ -141,8 +141,9 @@ async fn check_once(
                 if m.recovery() != Recovery::Quarantined {
                     warn!(
                         master = m.name(),
-                        quarantine_ms = quarantine.as_millis() as u64,
-                        "master has no metadata record: quarantined"
+                        quarantine_ms = u64::try_from(quarantine.as_millis()).unwrap_or(u64::MAX),
+                        "master has no metadata record (new, or restarted empty): not voting \
+                         until it is initialised"
                     );
                     m.set_recovery(Recovery::Quarantined);
                 }

@@ -8,10 +8,13 @@
 //! arrays are refused exactly as Redis refuses them (`expected '$'`), which
 //! bounds nesting at one level. Error texts are Redis's own.
 //!
-//! The split is zero-copy: the complete frame is frozen once and every
-//! argument is a slice of it.
+//! Once the pre-scan has proven a multibulk frame complete, within the
+//! limits and one level deep, the `redis-protocol` decoder splits it off the
+//! buffer zero-copy (every argument is a slice of the frame). The pre-scan is
+//! what makes that safe: the decoder recurses and waits for claimed lengths.
 
 use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::types::BytesFrame;
 
 use super::{Limits, ProtocolError};
 
@@ -92,8 +95,6 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
         return Err(err("invalid multibulk length"));
     }
     let mut pos = eol + 2;
-    // (start, end) of each argument within the frame.
-    let mut spans = Vec::with_capacity(count.min(64));
     for _ in 0..count {
         let Some(&tag) = buf.get(pos) else {
             return Ok(Parsed::Incomplete);
@@ -129,13 +130,20 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
         if &buf[end..end + 2] != b"\r\n" {
             return Err(err("expected CRLF after bulk data"));
         }
-        spans.push((start, end));
         pos = end + 2;
     }
-    let frame = buf.split_to(pos).freeze();
-    Ok(Parsed::Args(
-        spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
-    ))
+    let mut frame = buf.split_to(pos);
+    match redis_protocol::resp2::decode::decode_bytes_mut(&mut frame) {
+        Ok(Some((BytesFrame::Array(items), _, _))) => items
+            .into_iter()
+            .map(|f| match f {
+                BytesFrame::BulkString(b) => Ok(b),
+                _ => Err(err("expected '$'")),
+            })
+            .collect::<Result<Vec<Bytes>, _>>()
+            .map(Parsed::Args),
+        _ => Err(err("invalid multibulk request")),
+    }
 }
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
