@@ -1,0 +1,142 @@
+//! The dashboards/ data folder, tested from Rust: every metric the rules use
+//! is one the gateway exports, and the rules pass promtool's checks and unit
+//! tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn dashboards() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboards")
+}
+
+/// Metric names (`lockgate_...`) mentioned in `text`, with histogram
+/// suffixes stripped.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("lockgate_") {
+        let start = i + pos;
+        // A recording rule (`lockgate:...`) or part of a longer word is not
+        // an exported metric name.
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b':') {
+            i = start + 9;
+            continue;
+        }
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .map_or(text.len(), |e| start + e);
+        let mut name = text[start..end].to_string();
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(s) = name.strip_suffix(suffix) {
+                name = s.to_string();
+            }
+        }
+        out.push(name);
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn every_metric_in_the_rules_is_exported() {
+    let m = lockgate::metrics::Metrics::new();
+    // Labelled families appear only once a child exists, as in a running
+    // gateway (which resolves every master's children at start).
+    let mm = m.master("127.0.0.1:7001");
+    mm.request_duration.observe(0.001);
+    mm.set_state(0);
+    m.lock_op(
+        lockgate::metrics::Op::Acquire,
+        lockgate::metrics::Outcome::Granted,
+        0.001,
+    );
+    let exported = prometheus::TextEncoder::new()
+        .encode_to_string(&m.registry.gather())
+        .expect("encode");
+    let rules = std::fs::read_to_string(dashboards().join("alerts.yml")).expect("alerts.yml");
+    let names = metric_names(&rules);
+    assert!(names.len() >= 5, "too few metric names found: {names:?}");
+    for n in names {
+        assert!(
+            exported.contains(&format!("# TYPE {n} ")),
+            "alerts.yml uses {n}, which the gateway does not export"
+        );
+    }
+}
+
+fn promtool() -> Option<PathBuf> {
+    let found = Command::new("promtool").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "promtool is missing: apt-get install prometheus"
+        );
+        eprintln!("skipping: promtool not installed (apt-get install prometheus)");
+        return None;
+    }
+    Some(PathBuf::from("promtool"))
+}
+
+#[test]
+fn rules_pass_promtool_check_and_unit_tests() {
+    let Some(p) = promtool() else { return };
+    let check = Command::new(&p)
+        .arg("check")
+        .arg("rules")
+        .arg(dashboards().join("alerts.yml"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let test = Command::new(&p)
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(dashboards().join("tests"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+}
+
+#[test]
+fn a_scrape_passes_promtool_check_metrics() {
+    let Some(p) = promtool() else { return };
+    let m = lockgate::metrics::Metrics::new();
+    m.lock_op(
+        lockgate::metrics::Op::Acquire,
+        lockgate::metrics::Outcome::Granted,
+        0.001,
+    );
+    m.master("127.0.0.1:7001").votes_given.inc();
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&m.registry.gather())
+        .expect("encode");
+    let mut child = Command::new(&p)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
