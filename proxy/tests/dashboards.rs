@@ -2,12 +2,12 @@
 //! is one the gateway exports, and the rules pass promtool's checks and unit
 //! tests.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn dashboards() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboards")
-}
+use support::{dashboard_exprs, dashboards_dir as dashboards, rule_exprs};
 
 /// Metric names (`lockgate_...`) mentioned in `text`, with histogram
 /// suffixes stripped.
@@ -39,6 +39,57 @@ fn metric_names(text: &str) -> Vec<String> {
 }
 
 #[test]
+fn dashboard_structure_is_importable() {
+    let text = std::fs::read_to_string(dashboards().join("lockgate-overview.json")).expect("json");
+    let d: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(d["title"], "lockgate overview");
+    let vars = d["templating"]["list"].as_array().expect("variables");
+    assert!(vars
+        .iter()
+        .any(|v| v["name"] == "datasource" && v["type"] == "datasource"));
+    assert!(vars
+        .iter()
+        .any(|v| v["name"] == "instance" && v["includeAll"] == true));
+    let mut ids = std::collections::HashSet::new();
+    for p in d["panels"].as_array().expect("panels") {
+        assert!(
+            ids.insert(p["id"].as_i64().expect("id")),
+            "duplicate panel id {}",
+            p["id"]
+        );
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(
+            p["datasource"]["uid"], "${datasource}",
+            "panel {}",
+            p["title"]
+        );
+        for t in p["targets"].as_array().expect("targets") {
+            assert_eq!(
+                t["datasource"]["uid"], "${datasource}",
+                "panel {}",
+                p["title"]
+            );
+            let e = t["expr"].as_str().expect("expr");
+            assert!(
+                e.contains("$instance"),
+                "panel {} ignores the instance variable",
+                p["title"]
+            );
+        }
+    }
+    assert!(ids.len() >= 18);
+}
+
+#[test]
+fn rules_file_reader_finds_every_rule() {
+    let rules = rule_exprs();
+    assert_eq!(rules.iter().filter(|r| r.1).count(), 6, "{rules:?}");
+    assert_eq!(rules.iter().filter(|r| !r.1).count(), 4, "{rules:?}");
+}
+
+#[test]
 fn every_metric_in_the_rules_is_exported() {
     let m = lockgate::metrics::Metrics::new();
     // Labelled families appear only once a child exists, as in a running
@@ -46,6 +97,10 @@ fn every_metric_in_the_rules_is_exported() {
     let mm = m.master("127.0.0.1:7001");
     mm.request_duration.observe(0.001);
     mm.set_state(0);
+    mm.votes_given.inc();
+    mm.error("timeout");
+    mm.reconnects.inc();
+    m.command("ping").inc();
     m.lock_op(
         lockgate::metrics::Op::Acquire,
         lockgate::metrics::Outcome::Granted,
@@ -54,13 +109,17 @@ fn every_metric_in_the_rules_is_exported() {
     let exported = prometheus::TextEncoder::new()
         .encode_to_string(&m.registry.gather())
         .expect("encode");
-    let rules = std::fs::read_to_string(dashboards().join("alerts.yml")).expect("alerts.yml");
-    let names = metric_names(&rules);
+    let mut text = std::fs::read_to_string(dashboards().join("alerts.yml")).expect("alerts.yml");
+    for (_, e) in dashboard_exprs() {
+        text.push_str(&e);
+        text.push('\n');
+    }
+    let names = metric_names(&text);
     assert!(names.len() >= 5, "too few metric names found: {names:?}");
     for n in names {
         assert!(
             exported.contains(&format!("# TYPE {n} ")),
-            "alerts.yml uses {n}, which the gateway does not export"
+            "the rules or the dashboard use {n}, which the gateway does not export"
         );
     }
 }

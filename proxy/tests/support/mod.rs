@@ -107,3 +107,62 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The dashboards/ folder.
+pub fn dashboards_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboards")
+}
+
+/// Every PromQL expression of the dashboard, with its panel title.
+pub fn dashboard_exprs() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dashboards_dir().join("lockgate-overview.json"))
+        .expect("dashboard JSON");
+    let d: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["expr"].as_str() {
+                out.push((p["title"].as_str().unwrap_or("").to_string(), e.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Every `expr` of dashboards/alerts.yml as (rule name, is_alert, expr).
+/// A small line-based reader: the file keeps to `- record:`/`- alert:`
+/// followed by `expr:` (inline or `|` block).
+pub fn rule_exprs() -> Vec<(String, bool, String)> {
+    let text = std::fs::read_to_string(dashboards_dir().join("alerts.yml")).expect("alerts.yml");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut name = (String::new(), false);
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim();
+        if let Some(n) = t.strip_prefix("- record:") {
+            name = (n.trim().to_string(), false);
+        } else if let Some(n) = t.strip_prefix("- alert:") {
+            name = (n.trim().to_string(), true);
+        } else if let Some(e) = t.strip_prefix("expr:") {
+            let e = e.trim();
+            if e == "|" {
+                let indent = lines[i].len() - lines[i].trim_start().len();
+                let mut block = Vec::new();
+                while i + 1 < lines.len() {
+                    let l = lines[i + 1];
+                    if l.trim().is_empty() || l.len() - l.trim_start().len() <= indent {
+                        break;
+                    }
+                    block.push(l.trim());
+                    i += 1;
+                }
+                out.push((name.0.clone(), name.1, block.join(" ")));
+            } else {
+                out.push((name.0.clone(), name.1, e.to_string()));
+            }
+        }
+        i += 1;
+    }
+    out
+}
