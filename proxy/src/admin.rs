@@ -31,7 +31,7 @@ pub trait Readiness: Send + Sync + 'static {
 /// Most admin connections served at once.
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// Time allowed to send the request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest an admin connection may stay open.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest request head accepted.

@@ -42,3 +42,90 @@ async fn readyz_follows_the_quorum_and_metrics_count_operations() {
     assert!(r.starts_with("HTTP/1.1 503"), "{r}");
     assert!(r.contains("not ready: only 1 of 3 masters healthy"), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_oversized_admin_requests_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::start(1);
+    let gw = start_gateway(test_config(&cluster)).await;
+    let admin = gw.admin_addr().expect("admin enabled");
+    // Half a request, then silence: closed by the header timeout.
+    let mut s = tokio::net::TcpStream::connect(admin)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "a stalled request was not cut off");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // 64 KiB of headers: refused, never served.
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let out = raw_roundtrip(admin, big.as_bytes()).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
+    // Other methods are refused.
+    let out = raw_roundtrip(
+        admin,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 405"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_scrape_passes_promtool_check_metrics() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "promtool is missing: apt-get install prometheus"
+        );
+        eprintln!("skipping: promtool not installed (apt-get install prometheus)");
+        return;
+    }
+    let cluster = Cluster::start(3);
+    let gw = start_gateway(test_config(&cluster)).await;
+    let mut c = support::client(gw.local_addr()).await;
+    for i in 0..20 {
+        let _: redis::Value = redis::cmd("LOCK.ACQUIRE")
+            .arg(format!("s{}", i % 3))
+            .arg(1000)
+            .query_async(&mut c)
+            .await
+            .expect("acquire");
+    }
+    let _: redis::RedisResult<redis::Value> = redis::cmd("NOPE").query_async(&mut c).await;
+    let scrape = get(gw.admin_addr().expect("admin"), "/metrics").await;
+    let body = scrape
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .expect("body");
+    assert!(body.contains("lockgate_build_info"));
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
