@@ -18,6 +18,18 @@ pub struct MasterConfig {
     pub tls: bool,
 }
 
+impl MasterConfig {
+    /// A master reached at `address` with no credentials.
+    pub fn plain(address: impl Into<String>) -> Self {
+        MasterConfig {
+            address: address.into(),
+            username: None,
+            password: None,
+            tls: false,
+        }
+    }
+}
+
 /// What the gateway does for a deployment where fewer than a quorum of
 /// masters carry the metadata record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,12 +397,7 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|a| MasterConfig {
-                    address: a.to_string(),
-                    username: None,
-                    password: None,
-                    tls: false,
-                })
+                .map(MasterConfig::plain)
                 .collect();
         }
         let t = raw.master;

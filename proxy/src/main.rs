@@ -97,12 +97,7 @@ async fn dev(masters: usize, listen: String, admin_listen: String) -> anyhow::Re
         admin_listen,
         masters: procs
             .iter()
-            .map(|m| MasterConfig {
-                address: m.address(),
-                username: None,
-                password: None,
-                tls: false,
-            })
+            .map(|m| MasterConfig::plain(m.address()))
             .collect(),
         ..Config::default()
     };
@@ -188,16 +183,7 @@ fn main() -> ExitCode {
                 config.log_level = l;
             }
             if !cli.masters.is_empty() {
-                config.masters = cli
-                    .masters
-                    .iter()
-                    .map(|a| MasterConfig {
-                        address: a.clone(),
-                        username: None,
-                        password: None,
-                        tls: false,
-                    })
-                    .collect();
+                config.masters = cli.masters.iter().map(MasterConfig::plain).collect();
             }
             let config = match config.validate() {
                 Ok(c) => c,

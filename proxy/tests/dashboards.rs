@@ -166,7 +166,6 @@ fn rules_pass_promtool_check_and_unit_tests() {
 
 #[test]
 fn a_scrape_passes_promtool_check_metrics() {
-    let Some(p) = promtool() else { return };
     let m = lockgate::metrics::Metrics::new();
     m.lock_op(
         lockgate::metrics::Op::Acquire,
@@ -177,21 +176,9 @@ fn a_scrape_passes_promtool_check_metrics() {
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&m.registry.gather())
         .expect("encode");
-    let mut child = Command::new(&p)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let Some(out) = support::promtool_check_metrics(&text) else {
+        return;
+    };
     assert!(
         out.status.success(),
         "{}{}",

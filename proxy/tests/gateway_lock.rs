@@ -209,7 +209,7 @@ async fn three_of_five_masters_killed_never_grants_and_fails_fast() {
             Err(e) => assert!(e.to_string().contains("NOQUORUM"), "{e}"),
             Ok(v) => panic!("granted without a quorum: {v:?}"),
         }
-        // The deadline is the per-master timeout (50 ms in tests); allow a
+        // The deadline is the per-master timeout (200 ms in tests); allow a
         // wide margin for a loaded machine, but never a hang.
         assert!(took < Duration::from_secs(1), "took {took:?}");
     }
@@ -241,8 +241,8 @@ async fn one_stopped_master_does_not_slow_acquires() {
         lat[lat.len() - 1]
     );
     // Acquires return on the first 3 votes; waiting for the stopped master
-    // would cost its whole 50 ms deadline on every request.
-    assert!(p50 < Duration::from_millis(25), "p50 {p50:?}");
+    // would cost its whole 200 ms deadline on every request.
+    assert!(p50 < Duration::from_millis(50), "p50 {p50:?}");
     // After SIGCONT the master comes back.
     assert!(
         wait_until(Duration::from_secs(5), || gw.engine().masters()[1].state()

@@ -27,7 +27,7 @@ fn spawn_gateway(cluster: &Cluster) -> (Proc, u16) {
         .arg("--admin-listen")
         .arg(format!("127.0.0.1:{}", free_port().expect("port")))
         .env("LOCKGATE_LOCK_MIN_TTL_MS", "1")
-        .env("LOCKGATE_MASTER_TIMEOUT_MS", "50")
+        .env("LOCKGATE_MASTER_TIMEOUT_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for m in &cluster.masters {

@@ -204,10 +204,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<Local>, Reply> {
-        let args: Vec<Bytes> = s
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
+        let args = crate::command::test_args(s);
         parse(&args[0], &args)
     }
 

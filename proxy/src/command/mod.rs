@@ -160,6 +160,14 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse::<i64>().ok()
 }
 
+/// Builds an argument vector from strings (tests of the parsers).
+#[cfg(test)]
+pub(crate) fn test_args(s: &[&str]) -> Vec<Bytes> {
+    s.iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect()
+}
+
 /// Case-insensitive comparison of an argument with an ASCII keyword.
 pub fn is(arg: &[u8], kw: &str) -> bool {
     arg.eq_ignore_ascii_case(kw.as_bytes())

@@ -454,7 +454,7 @@ impl Engine {
                 }
                 _ => failed += 1,
             }
-            if yes >= self.q || yes + (asked - yes - no - failed) < self.q {
+            if settled(yes, no, failed, asked, self.q) {
                 break;
             }
         }
@@ -508,7 +508,7 @@ impl Engine {
                 Ok(Value::Int(_)) => no += 1,
                 _ => failed += 1,
             }
-            if yes >= self.q || yes + (asked - yes - no - failed) < self.q {
+            if settled(yes, no, failed, asked, self.q) {
                 break;
             }
         }
@@ -617,6 +617,17 @@ impl Engine {
     }
 }
 
+/// Whether a release or extend round can stop: success is certain (`q`
+/// yes), or failure is certain *and* so is its kind. "Not held" needs `q`
+/// masters to have answered; "no quorum" needs the outstanding answers to be
+/// unable to make `q` either way. Stopping as soon as success is impossible
+/// would report a lost quorum for a lock that is simply not held whenever one
+/// master is slow.
+fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
+    let outstanding = asked.saturating_sub(yes + no + failed);
+    yes >= q || (yes + outstanding < q && yes + no >= q) || yes + no + outstanding < q
+}
+
 enum MasterView {
     Held { owner: Bytes, token: u64, pttl: i64 },
     Free,
@@ -650,5 +661,30 @@ fn parse_code_pair(v: Value) -> Result<(i64, u64), String> {
             _ => Err("acquire reply has an unexpected shape".to_string()),
         },
         other => Err(format!("acquire reply is not an array: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settled;
+
+    #[test]
+    fn a_slow_master_does_not_turn_not_held_into_no_quorum() {
+        // 5 masters: two said "not held", one timed out, two still out.
+        assert!(!settled(0, 2, 1, 5, 3));
+        // A third "not held" settles it as not held.
+        assert!(settled(0, 3, 1, 5, 3));
+    }
+
+    #[test]
+    fn release_settles_on_a_quorum_of_yes() {
+        assert!(settled(3, 0, 0, 5, 3));
+        assert!(!settled(2, 0, 0, 5, 3));
+    }
+
+    #[test]
+    fn too_many_failures_settle_as_no_quorum() {
+        assert!(settled(1, 0, 3, 5, 3));
+        assert!(settled(0, 0, 2, 2, 3)); // only two masters were asked
     }
 }

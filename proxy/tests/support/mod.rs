@@ -44,19 +44,15 @@ pub fn test_config(cluster: &Cluster) -> Config {
         masters: cluster
             .masters
             .iter()
-            .map(|m| MasterConfig {
-                address: m.address(),
-                username: None,
-                password: None,
-                tls: false,
-            })
+            .map(|m| MasterConfig::plain(m.address()))
             .collect(),
         ..Config::default()
     };
     c.lock.bootstrap = Bootstrap::Immediate;
     c.lock.min_ttl = Duration::from_millis(1);
     c.lock.max_ttl = Duration::from_secs(60);
-    c.master.timeout = Duration::from_millis(50);
+    // Tests run in parallel on 2 cores with many masters each.
+    c.master.timeout = Duration::from_millis(200);
     c.master.reconnect_max = Duration::from_millis(500);
     c
 }
@@ -165,4 +161,33 @@ pub fn rule_exprs() -> Vec<(String, bool, String)> {
         i += 1;
     }
     out
+}
+
+/// Runs `promtool check metrics` on a scrape; `None` when promtool is not
+/// installed outside CI (under `CI=true` a missing promtool fails).
+pub fn promtool_check_metrics(text: &str) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "promtool is missing: apt-get install prometheus"
+        );
+        eprintln!("skipping: promtool not installed (apt-get install prometheus)");
+        return None;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    Some(child.wait_with_output().expect("wait"))
 }
