@@ -12,6 +12,7 @@
 pub mod dropin;
 pub mod local;
 pub mod lock;
+pub mod script;
 
 use bytes::Bytes;
 
@@ -20,6 +21,7 @@ use crate::resp::Reply;
 pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, Local};
 pub use lock::LockCmd;
+pub use script::ScriptCmd;
 
 /// A classified client request.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,7 @@ pub enum Request {
     Local(Local),
     Lock(LockCmd),
     DropIn(DropIn),
+    Script(ScriptCmd),
 }
 
 /// Commands of Redis's data model that a lock gateway deliberately does not
@@ -126,6 +129,9 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     }
     if let Some(d) = dropin::parse(name, args)? {
         return Ok(Request::DropIn(d));
+    }
+    if let Some(sc) = script::parse(name, args)? {
+        return Ok(Request::Script(sc));
     }
     Err(unknown(name, &args[1..]))
 }

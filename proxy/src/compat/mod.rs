@@ -1,2 +1,10 @@
-//! Drop-in compatibility: recognising the scripts and commands that existing
-//! Redis lock client libraries send (issue 3).
+//! Drop-in compatibility: recognising the lock scripts that existing Redis
+//! client libraries send, so they run with quorum semantics.
+//!
+//! - [`catalogue`]: the known scripts, loaded from `catalogue.toml` (data),
+//!   indexed by SHA1 and by a whitespace-normalised form of the text, since
+//!   versions of one library differ only in indentation.
+
+pub mod catalogue;
+
+pub use catalogue::{Catalogue, Semantics};

@@ -207,6 +207,11 @@ fn dispatch(
             let fut = exec::dropin(shared.clone(), cmd);
             (chain(chains, keys, fut, proto_before), false)
         }
+        Request::Script(cmd) => {
+            let keys = cmd.keys();
+            let fut = exec::script(shared.clone(), cmd);
+            (chain(chains, keys, fut, proto_before), false)
+        }
     }
 }
 

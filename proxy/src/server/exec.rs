@@ -13,12 +13,14 @@ use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::Shared;
-use crate::command::{DropIn, LockCmd};
+use crate::command::{DropIn, LockCmd, ScriptCmd};
+use crate::compat::{Catalogue, Semantics};
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
 use crate::metrics::{Op, Outcome};
 use crate::resp::{Protocol, Reply};
+use crate::scripts::sha1_hex;
 
 /// How a grant is shown to the client that asked for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +298,91 @@ pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> 
                 StatusOutcome::Free => Reply::Int(-2),
                 StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
             }),
+        }
+    }
+    .boxed()
+}
+
+/// Runs `EVAL`/`EVALSHA` of a recognised client-library script with quorum
+/// semantics, and answers `SCRIPT LOAD|EXISTS|FLUSH`. Replies are shaped as
+/// the library expects from one Redis.
+pub fn script(shared: Arc<Shared>, cmd: ScriptCmd) -> BoxFuture<'static, Response> {
+    async move {
+        let cat = Catalogue::builtin();
+        let (by_sha, script, keys, args) = match cmd {
+            ScriptCmd::Load(body) => return Response::Reply(Reply::bulk(sha1_hex(&body))),
+            ScriptCmd::Exists(shas) => {
+                return Response::Reply(Reply::Array(
+                    shas.iter()
+                        .map(|s| Reply::Int(i64::from(cat.by_sha(s).is_some())))
+                        .collect(),
+                ))
+            }
+            // The catalogue is fixed; there is nothing to flush.
+            ScriptCmd::Flush => return Response::Reply(Reply::Ok),
+            ScriptCmd::Eval {
+                by_sha,
+                script,
+                keys,
+                args,
+            } => (by_sha, script, keys, args),
+        };
+        let entry = if by_sha {
+            cat.by_sha(&script)
+        } else {
+            cat.by_text(&script)
+        };
+        let Some(entry) = entry else {
+            return Response::Reply(if by_sha {
+                Reply::error("NOSCRIPT No matching script. Please use EVAL.")
+            } else {
+                Reply::error(format!(
+                    "ERR lockgate does not recognise this script (sha1 {}): only the lock \
+                     scripts of known client libraries run, with quorum semantics",
+                    sha1_hex(&script)
+                ))
+            });
+        };
+        let cmd_name = format!("{} {} script", entry.library, entry.op);
+        let (Some(key), Some(owner)) = (keys.first(), args.first()) else {
+            return Response::Reply(Reply::error(format!(
+                "ERR wrong number of keys or arguments for the {cmd_name}"
+            )));
+        };
+        if let Err(r) = check_key(&shared, &cmd_name, key) {
+            return Response::Reply(r);
+        }
+        let engine = &shared.engine;
+        let keys = vec![key.clone()];
+        match entry.semantics {
+            Semantics::CompareAndDelete => {
+                Response::Reply(match engine.release(&keys, owner).await {
+                    ReleaseOutcome::Released => Reply::Int(1),
+                    ReleaseOutcome::NotHeld { .. } => Reply::Int(0),
+                    ReleaseOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                })
+            }
+            Semantics::CompareAndPexpire | Semantics::CompareAndPexpireAddOrReplace => {
+                let ttl = match args.get(1).and_then(|a| crate::command::parse_i64(a)) {
+                    Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+                    _ => {
+                        return Response::Reply(Reply::error(format!(
+                            "ERR invalid ttl in the {cmd_name}: must be a positive number of \
+                             milliseconds"
+                        )))
+                    }
+                };
+                if let Err(r) = check_ttl(&shared, &cmd_name, ttl) {
+                    return Response::Reply(r);
+                }
+                let add = entry.semantics == Semantics::CompareAndPexpireAddOrReplace
+                    && args.get(2).is_some_and(|a| &a[..] == b"0");
+                Response::Reply(match engine.extend(&keys, owner, ttl, add).await {
+                    ExtendOutcome::Extended { .. } => Reply::Int(1),
+                    ExtendOutcome::NotHeld | ExtendOutcome::Expired => Reply::Int(0),
+                    ExtendOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                })
+            }
         }
     }
     .boxed()

@@ -79,6 +79,23 @@ const COMMANDS: &[CommandRow] = &[
     ("exists", -2, &["readonly", "fast"], 1, -1, 1),
     ("pttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
     ("ttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
+    (
+        "eval",
+        -3,
+        &["noscript", "skip_monitor", "may_replicate"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "evalsha",
+        -3,
+        &["noscript", "skip_monitor", "may_replicate"],
+        0,
+        0,
+        0,
+    ),
+    ("script", -2, &["noscript"], 0, 0, 0),
 ];
 
 fn command_info(name: &[u8]) -> Reply {
