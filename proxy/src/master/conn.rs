@@ -1,274 +1,456 @@
-//! The connection task of one master: connect, handshake, serve the pipeline,
-//! reconnect with backoff.
+//! The connection task of one master: connect, handshake, serve the
+//! pipeline, reconnect with backoff.
+//!
+//! [`supervise`] owns the request channel for the master's whole life. While
+//! the link is down it answers anything still found in the channel with
+//! [`MasterError::Down`] (callers normally fail fast before queueing; this
+//! covers the race with a link going down). While the link is up it acts as
+//! the writer, and a spawned reader task decodes replies.
 //!
 //! # Ordering note
 //! The writer pushes a request's reply slot onto the FIFO before its bytes
 //! reach the socket, and the reader pops one slot per reply, so replies are
-//! matched strictly in order. When the connection ends, every slot still in
-//! the FIFO is answered with [`MasterError::ConnectionLost`].
+//! matched strictly in order. A slot whose caller already gave up is still
+//! popped by its reply, which is then dropped. Requests whose caller gave up
+//! before they were written are skipped altogether (neither written nor
+//! queued). When the connection ends, every slot still in the FIFO is
+//! answered with [`MasterError::ConnectionLost`], except the one whose reply
+//! was malformed, which gets [`MasterError::Protocol`].
+//!
+//! Everything here is generic over the byte stream ([`Connector`]) so tests
+//! drive it over `tokio::io::duplex`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use rand::Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
 
-use super::{wire, Master, MasterError, Request, Value};
-use crate::config::MasterConfig;
+use super::backoff::Backoff;
+use super::wire::{encode_command, ReplyDecoder, ReplyLimits};
+use super::{MasterError, Request, Shared, Value};
+use crate::config::{MasterConfig, MasterTuning};
 use crate::scripts::ScriptSet;
 
-type Slot = oneshot::Sender<Result<Value, MasterError>>;
+/// Most requests written in one batch; bounds the time replies wait behind
+/// one huge write.
+const MAX_BATCH_REQUESTS: usize = 512;
+/// Most bytes gathered into one batch before writing it.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Read buffer size; replies are small, so this is rarely outgrown.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
-/// Why a connection attempt or a connection ended.
+/// Why a connection attempt failed or a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("cannot resolve {0}")]
+    #[error("cannot resolve {0}: no address")]
     Resolve(String),
-    #[error("connect: {0}")]
-    Connect(#[from] std::io::Error),
-    #[error("handshake timed out")]
-    Timeout,
-    #[error("handshake refused: {0}")]
-    Handshake(String),
-    #[error("protocol: {0}")]
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("{step} refused: {reason}")]
+    Refused { step: &'static str, reason: String },
+    #[error("malformed reply during handshake: {0}")]
     Protocol(String),
+    #[error("connection closed by master")]
+    Closed,
 }
 
-/// Keeps master `m` connected until it is shut down.
-pub(crate) async fn supervise(
-    m: Arc<Master>,
-    cfg: MasterConfig,
-    max_nesting: usize,
+/// Opens byte streams to one master.
+pub(crate) trait Connector: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Opens a fresh stream; each step bounded by `timeout`.
+    fn connect(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Stream, LinkError>> + Send;
+}
+
+/// TCP to `host:port`, resolving the host again on every attempt.
+pub(crate) struct TcpConnector {
+    address: String,
+}
+
+/// What runs on a fresh stream before the link counts as up.
+pub(crate) struct Handshake {
+    /// `(username, password)`; AUTH is skipped without a password.
+    auth: Option<(Option<String>, String)>,
     scripts: Arc<ScriptSet>,
+    step_timeout: Duration,
+    limits: ReplyLimits,
+}
+
+/// A reply slot waiting in the FIFO.
+struct Slot {
+    reply: oneshot::Sender<Result<Value, MasterError>>,
+    started: Instant,
+    /// Released when the slot is answered or dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Slots in request order; shared by the writer (push) and reader (pop).
+type Fifo = Arc<Mutex<VecDeque<Slot>>>;
+
+fn lock(fifo: &Fifo) -> MutexGuard<'_, VecDeque<Slot>> {
+    // Nothing panics while holding it; a poisoned queue is still in order.
+    fifo.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// === impl TcpConnector ===
+
+impl TcpConnector {
+    pub(crate) fn new(address: String) -> Self {
+        TcpConnector { address }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Stream = TcpStream;
+
+    async fn connect(&self, timeout: Duration) -> Result<TcpStream, LinkError> {
+        // Re-resolved on every attempt: a master behind DNS may move.
+        let addrs = tokio::time::timeout(timeout, tokio::net::lookup_host(&self.address))
+            .await
+            .map_err(|_| LinkError::Timeout("resolve"))??;
+        let mut last = LinkError::Resolve(self.address.clone());
+        for addr in addrs {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    // Requests are small and latency-bound; never wait for
+                    // Nagle to coalesce them (the writer batches already).
+                    s.set_nodelay(true)?;
+                    return Ok(s);
+                }
+                Ok(Err(e)) => last = LinkError::Io(e),
+                Err(_) => last = LinkError::Timeout("connect"),
+            }
+        }
+        Err(last)
+    }
+}
+
+// === impl Handshake ===
+
+impl Handshake {
+    pub(crate) fn new(
+        cfg: &MasterConfig,
+        scripts: Arc<ScriptSet>,
+        step_timeout: Duration,
+        max_nesting: usize,
+    ) -> Self {
+        Handshake {
+            auth: cfg.password.clone().map(|pw| (cfg.username.clone(), pw)),
+            scripts,
+            step_timeout,
+            limits: ReplyLimits::new(max_nesting),
+        }
+    }
+
+    /// AUTH (when configured), PING, then SCRIPT LOAD of every script,
+    /// checking the digest the master returns. Each step is bounded by the
+    /// connect timeout, so a master that accepts TCP but never answers
+    /// (SIGSTOP) fails here and stays down.
+    ///
+    /// # Errors
+    /// The first step that failed, timed out or was refused.
+    pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        s: &mut S,
+        rbuf: &mut BytesMut,
+        decoder: &mut ReplyDecoder,
+    ) -> Result<(), LinkError> {
+        if let Some((user, pw)) = &self.auth {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(u) = user {
+                args.push(u.as_bytes());
+            }
+            args.push(pw.as_bytes());
+            self.step("AUTH", s, rbuf, decoder, &args).await?;
+        }
+        self.step("PING", s, rbuf, decoder, &[b"PING"]).await?;
+        for sc in self.scripts.all() {
+            let args: [&[u8]; 3] = [b"SCRIPT", b"LOAD", sc.body.as_bytes()];
+            match self.step("SCRIPT LOAD", s, rbuf, decoder, &args).await? {
+                Value::Bulk(sha) if sha.eq_ignore_ascii_case(sc.sha1.as_bytes()) => {}
+                other => {
+                    return Err(LinkError::Refused {
+                        step: "SCRIPT LOAD",
+                        reason: format!(
+                            "script {} loaded as {other:?}, expected {}",
+                            sc.name, sc.sha1
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn step<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        step: &'static str,
+        s: &mut S,
+        rbuf: &mut BytesMut,
+        decoder: &mut ReplyDecoder,
+        args: &[&[u8]],
+    ) -> Result<Value, LinkError> {
+        let roundtrip = async {
+            s.write_all(&encode_command(args)).await?;
+            s.flush().await?;
+            loop {
+                match decoder.decode(rbuf) {
+                    Ok(Some(Ok(v))) => return Ok(v),
+                    Ok(Some(Err(e))) => {
+                        return Err(LinkError::Refused {
+                            step,
+                            reason: e.to_string(),
+                        })
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(LinkError::Protocol(e.to_string())),
+                }
+                if s.read_buf(rbuf).await? == 0 {
+                    return Err(LinkError::Closed);
+                }
+            }
+        };
+        tokio::time::timeout(self.step_timeout, roundtrip)
+            .await
+            .map_err(|_| LinkError::Timeout(step))?
+    }
+}
+
+// === the connection task ===
+
+/// Keeps one master connected until it is shut down or its handle dropped.
+pub(crate) async fn supervise<C: Connector>(
+    shared: Arc<Shared>,
+    connector: C,
+    handshake: Handshake,
+    tuning: MasterTuning,
     mut rx: mpsc::Receiver<Request>,
 ) {
-    let tuning = m.tuning().clone();
-    let mut attempt: u32 = 0;
-    let mut logged_down = false;
+    let stop = shared.stop_token().clone();
+    let mut backoff = Backoff::new(tuning.reconnect_min, tuning.reconnect_max);
+    // Only the first failure of a run of failures is worth an info line.
+    let mut quiet = false;
     loop {
-        if m.stop_token().is_cancelled() {
-            return;
-        }
-        let connected = tokio::select! {
-            _ = m.stop_token().cancelled() => return,
-            r = tokio::time::timeout(tuning.connect_timeout, connect(&cfg, &scripts, max_nesting)) => r,
+        let attempt = async {
+            let mut stream = connector.connect(tuning.connect_timeout).await?;
+            let mut rbuf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+            let mut decoder = ReplyDecoder::new(handshake.limits);
+            handshake.run(&mut stream, &mut rbuf, &mut decoder).await?;
+            Ok::<_, LinkError>((stream, rbuf, decoder))
         };
-        match connected {
-            Ok(Ok((stream, rbuf))) => {
-                attempt = 0;
-                logged_down = false;
-                // Requests queued while the link was down are stale: their
-                // callers were told Down or have timed out.
+        let attempt = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = refuse_while(&mut rx, attempt) => r,
+        };
+        match attempt {
+            None => return, // every handle dropped
+            Some(Ok((stream, rbuf, decoder))) => {
+                backoff.reset();
+                quiet = false;
+                let kill = stop.child_token();
+                let Some(generation) = shared.link_up(kill.clone()) else {
+                    return; // shut down during the handshake
+                };
+                if generation > 1 {
+                    shared.metrics().reconnects.inc();
+                }
+                serve(&shared, stream, rbuf, decoder, &mut rx, &kill).await;
+                // Accepted while the link was up but never written.
                 while let Ok(r) = rx.try_recv() {
                     let _ = r.reply.send(Err(MasterError::ConnectionLost));
                 }
-                // A kick left over from the previous connection must not
-                // end this one.
-                let _ = futures::FutureExt::now_or_never(m.kicked().notified());
-                m.set_link(true);
-                info!(master = m.name(), "master connected");
-                let end = serve(&m, stream, rbuf, max_nesting, &mut rx).await;
-                m.set_link(false);
-                m.metrics().reconnects.inc();
-                if !m.stop_token().is_cancelled() {
-                    warn!(master = m.name(), cause = %end, "master connection lost");
-                }
             }
-            Ok(Err(e)) => {
-                if !logged_down {
-                    warn!(master = m.name(), cause = %e, "cannot connect to master; retrying");
-                    logged_down = true;
-                }
-            }
-            Err(_) => {
-                if !logged_down {
-                    warn!(master = m.name(), "master handshake timed out; retrying");
-                    logged_down = true;
+            Some(Err(e)) => {
+                if quiet {
+                    debug!(master = %shared.name(), cause = %e, "master still unreachable");
+                } else {
+                    info!(master = %shared.name(), cause = %e, "cannot connect to master; retrying with backoff");
+                    quiet = true;
                 }
             }
         }
-        // Full jitter over an exponential ceiling.
-        let ceiling = tuning
-            .reconnect_min
-            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-            .min(tuning.reconnect_max);
-        attempt = attempt.saturating_add(1);
-        let ms = u64::try_from(ceiling.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let wait = Duration::from_millis(rand::rng().random_range(ms / 2..=ms));
+        let wait = backoff.next_wait();
         tokio::select! {
-            _ = m.stop_token().cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+            r = refuse_while(&mut rx, tokio::time::sleep(wait)) => if r.is_none() { return },
         }
     }
 }
 
-async fn roundtrip<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    rbuf: &mut BytesMut,
-    args: &[&[u8]],
-    max_nesting: usize,
-) -> Result<Value, LinkError> {
-    s.write_all(&wire::encode_command(args)).await?;
+/// Runs `fut` while answering every request that reaches the channel with
+/// [`MasterError::Down`]. `None` when the channel closed (handle dropped).
+async fn refuse_while<F: Future>(rx: &mut mpsc::Receiver<Request>, fut: F) -> Option<F::Output> {
+    tokio::pin!(fut);
     loop {
-        match wire::decode(rbuf, max_nesting).map_err(LinkError::Protocol)? {
-            Some(Ok(v)) => return Ok(v),
-            Some(Err(e)) => return Err(LinkError::Handshake(e.to_string())),
-            None => {
-                if s.read_buf(rbuf).await? == 0 {
-                    return Err(LinkError::Protocol("connection closed".into()));
-                }
-            }
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            r = rx.recv() => match r {
+                Some(r) => { let _ = r.reply.send(Err(MasterError::Down)); }
+                None => return None,
+            },
         }
     }
 }
 
-/// Connects and runs the handshake: AUTH (when configured), PING, and
-/// SCRIPT LOAD of every script, checking the digests Redis returns.
-async fn connect(
-    cfg: &MasterConfig,
-    scripts: &ScriptSet,
-    max_nesting: usize,
-) -> Result<(TcpStream, BytesMut), LinkError> {
-    // Re-resolved on every attempt: a master behind DNS may move.
-    let addr = tokio::net::lookup_host(&cfg.address)
-        .await?
-        .next()
-        .ok_or_else(|| LinkError::Resolve(cfg.address.clone()))?;
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    handshake(&mut s, &mut rbuf, cfg, scripts, max_nesting).await?;
-    Ok((s, rbuf))
-}
-
-/// The handshake over any stream (tests drive it over an in-memory pipe).
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    rbuf: &mut BytesMut,
-    cfg: &MasterConfig,
-    scripts: &ScriptSet,
-    max_nesting: usize,
-) -> Result<(), LinkError> {
-    if let Some(pw) = &cfg.password {
-        match &cfg.username {
-            Some(u) => {
-                roundtrip(
-                    s,
-                    rbuf,
-                    &[b"AUTH", u.as_bytes(), pw.as_bytes()],
-                    max_nesting,
-                )
-                .await?
-            }
-            None => roundtrip(s, rbuf, &[b"AUTH", pw.as_bytes()], max_nesting).await?,
-        };
-    }
-    roundtrip(s, rbuf, &[b"PING"], max_nesting).await?;
-    for sc in scripts.all() {
-        let v = roundtrip(
-            s,
-            rbuf,
-            &[b"SCRIPT", b"LOAD", sc.body.as_bytes()],
-            max_nesting,
-        )
-        .await?;
-        match v {
-            Value::Bulk(sha) if sha.eq_ignore_ascii_case(sc.sha1.as_bytes()) => {}
-            other => {
-                return Err(LinkError::Handshake(format!(
-                    "SCRIPT LOAD of {} returned {other:?}, expected {}",
-                    sc.name, sc.sha1
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Serves the pipeline over `stream` until it fails, the master is kicked
-/// (too many timeouts) or shut down. Returns why it ended.
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
-    m: &Master,
+/// Serves the pipeline over `stream` until it fails or `kill` fires (too many
+/// timeouts, shutdown), then marks the link down and fails every pending
+/// slot.
+async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
+    shared: &Arc<Shared>,
     stream: S,
-    mut rbuf: BytesMut,
-    max_nesting: usize,
+    rbuf: BytesMut,
+    decoder: ReplyDecoder,
     rx: &mut mpsc::Receiver<Request>,
-) -> String {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let fifo: Mutex<VecDeque<Slot>> = Mutex::new(VecDeque::new());
-
-    let writer = async {
-        let mut out = BytesMut::with_capacity(16 * 1024);
-        loop {
-            let Some(first) = rx.recv().await else {
-                return "request channel closed".to_string();
-            };
-            let mut batch = vec![first];
-            while batch.len() < 1024 {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            {
-                let mut q = fifo.lock().unwrap_or_else(|p| p.into_inner());
-                for r in batch {
-                    out.extend_from_slice(&r.bytes);
-                    q.push_back(r.reply);
-                }
-            }
-            if let Err(e) = wr.write_all(&out).await {
-                return format!("write: {e}");
-            }
-            out.clear();
+    kill: &CancellationToken,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    let fifo: Fifo = Arc::default();
+    // The reader runs as its own task so decoding replies and writing
+    // requests can proceed on different cores.
+    let mut reader = tokio::spawn(read_loop(shared.clone(), rd, rbuf, decoder, fifo.clone()));
+    let mut reader_done = false;
+    let cause = tokio::select! {
+        c = write_loop(wr, rx, &fifo) => c,
+        c = &mut reader => {
+            reader_done = true;
+            c.unwrap_or_else(|e| format!("reader task failed: {e}"))
         }
+        _ = kill.cancelled() => if shared.stop_token().is_cancelled() {
+            "shutdown".to_string()
+        } else {
+            "stopped answering".to_string()
+        },
     };
-
-    let reader = async {
-        loop {
-            loop {
-                match wire::decode(&mut rbuf, max_nesting) {
-                    Ok(Some(reply)) => {
-                        let slot = fifo.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                        match slot {
-                            Some(s) => {
-                                let _ = s.send(reply);
-                            }
-                            None => return "reply with no request pending".to_string(),
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return format!("malformed reply: {e}"),
-                }
-            }
-            match rd.read_buf(&mut rbuf).await {
-                Ok(0) => return "closed by master".to_string(),
-                Ok(_) => {}
-                Err(e) => return format!("read: {e}"),
-            }
-        }
-    };
-
-    let end = tokio::select! {
-        e = writer => e,
-        e = reader => e,
-        _ = m.kicked().notified() => "stopped answering".to_string(),
-        _ = m.stop_token().cancelled() => "shutdown".to_string(),
-    };
-    let pending: Vec<Slot> = fifo
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain(..)
-        .collect();
-    for s in pending {
-        let _ = s.send(Err(MasterError::ConnectionLost));
+    // Down before any pending caller hears about it, so a caller that got
+    // ConnectionLost never sees the master still `Up`.
+    shared.link_down(&cause);
+    if !reader_done {
+        // Wait for the reader to be gone so the socket is closed (both halves
+        // dropped) before the next connection is attempted.
+        reader.abort();
+        let _ = reader.await;
     }
-    end
+    let pending: Vec<Slot> = lock(&fifo).drain(..).collect();
+    for slot in pending {
+        let _ = slot.reply.send(Err(MasterError::ConnectionLost));
+    }
+}
+
+/// Moves requests from the channel to the socket in batches.
+async fn write_loop<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
+    rx: &mut mpsc::Receiver<Request>,
+    fifo: &Fifo,
+) -> String {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut out = BytesMut::new();
+    loop {
+        let Some(first) = rx.recv().await else {
+            return "master handle dropped".to_string();
+        };
+        let mut next = Some(first);
+        let mut bytes = 0;
+        {
+            let mut q = lock(fifo);
+            while let Some(r) = next.take() {
+                // A caller that already gave up would only get its reply
+                // discarded; not sending saves the master the work.
+                if !r.reply.is_closed() {
+                    bytes += r.bytes.len();
+                    batch.push(r.bytes);
+                    q.push_back(Slot {
+                        reply: r.reply,
+                        started: r.started,
+                        _permit: r.permit,
+                    });
+                }
+                if batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+        }
+        let result = match batch.len() {
+            0 => continue,
+            1 => wr.write_all(&batch[0]).await,
+            _ => {
+                out.clear();
+                out.reserve(bytes);
+                for b in &batch {
+                    out.extend_from_slice(b);
+                }
+                wr.write_all(&out).await
+            }
+        };
+        batch.clear();
+        if out.capacity() > 4 * MAX_BATCH_BYTES {
+            // One burst of huge requests should not pin the memory forever.
+            out = BytesMut::new();
+        }
+        if let Err(e) = result {
+            return format!("write: {e}");
+        }
+        if let Err(e) = wr.flush().await {
+            return format!("write: {e}");
+        }
+    }
+}
+
+/// Decodes replies and hands each to the slot at the front of the FIFO.
+async fn read_loop<S: AsyncRead>(
+    shared: Arc<Shared>,
+    mut rd: ReadHalf<S>,
+    mut rbuf: BytesMut,
+    mut decoder: ReplyDecoder,
+    fifo: Fifo,
+) -> String {
+    loop {
+        loop {
+            match decoder.decode(&mut rbuf) {
+                Ok(Some(reply)) => {
+                    let Some(slot) = lock(&fifo).pop_front() else {
+                        return "master sent a reply nobody asked for".to_string();
+                    };
+                    shared
+                        .metrics()
+                        .request_duration
+                        .observe(slot.started.elapsed().as_secs_f64());
+                    // The caller may have given up; the reply is then dropped.
+                    let _ = slot.reply.send(reply);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be resynchronised after this. Down
+                    // first, then blame the request the broken reply
+                    // belonged to.
+                    let cause = format!("malformed reply: {e}");
+                    shared.link_down(&cause);
+                    if let Some(slot) = lock(&fifo).pop_front() {
+                        let _ = slot.reply.send(Err(MasterError::Protocol(e.to_string())));
+                    }
+                    return cause;
+                }
+            }
+        }
+        if rbuf.capacity() - rbuf.len() < READ_BUFFER_BYTES / 4 {
+            rbuf.reserve(READ_BUFFER_BYTES);
+        }
+        match rd.read_buf(&mut rbuf).await {
+            Ok(0) => return "connection closed by master".to_string(),
+            Ok(_) => {}
+            Err(e) => return format!("read: {e}"),
+        }
+    }
 }

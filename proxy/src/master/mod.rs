@@ -11,37 +11,61 @@
 //!
 //! # Health
 //! A master is `Up` only after connect, AUTH, PING and SCRIPT LOAD all
-//! succeeded within `connect_timeout`. Calls to a master that is not `Up`
-//! fail at once with [`MasterError::Down`]: a dead master costs nothing. A
-//! master that stops answering (SIGSTOP, blackhole) is marked down after
-//! `down_after_timeouts` consecutive timeouts; its connection is dropped and
-//! the reconnect loop (exponential backoff with full jitter, host re-resolved
-//! each time) brings it back once PING answers again.
+//! succeeded, each step within `connect_timeout`. Calls to a master whose
+//! link is down fail at once with [`MasterError::Down`] and are never
+//! queued: a dead master costs a caller nothing. A master that stops
+//! answering (SIGSTOP, blackhole) is marked down by the caller whose timeout
+//! is the `down_after_timeouts`-th in a row; its connection is then torn
+//! down (pending callers get [`MasterError::ConnectionLost`]) and the
+//! reconnect loop (exponential backoff with full jitter, host re-resolved
+//! each time) brings it back once the whole handshake answers again. Each
+//! successful connection bumps [`Master::connection_generation`]; each one
+//! after the first counts in the `reconnects` metric.
 //!
-//! - [`conn`]: the connection task (writer, reader, FIFO).
+//! # Concurrency note
+//! Link transitions (up, down, recovery flag) are serialised by one mutex so
+//! the generation, the `up` flag and the one-hot state gauge always agree;
+//! the hot path (`state`, `eval`, `call`) only reads atomics.
+//!
+//! # Layout
+//! - `conn`: the connection task (connect, handshake, writer, reader); the
+//!   stream is generic, so tests drive it over in-memory pipes.
 //! - [`wire`]: command encoding and the bounded reply decoder.
+//! - [`backoff`]: reconnect pacing.
 
-pub mod conn;
+pub mod backoff;
+mod conn;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{error, info, Instrument};
 
 use crate::config::{MasterConfig, MasterTuning};
 use crate::metrics::MasterMetrics;
 use crate::scripts::{Script, ScriptSet};
 
-/// A request on its way to the writer: encoded bytes and the reply slot.
+use conn::{Connector, Handshake, TcpConnector};
+
+/// A request on its way to the writer.
 pub(crate) struct Request {
+    /// The whole command, RESP2-encoded by the caller.
     pub bytes: Bytes,
     pub reply: oneshot::Sender<Result<Value, MasterError>>,
+    /// Held until the reply is read (or the connection dies), so
+    /// `max_inflight` bounds requests queued *and* on the wire.
+    pub permit: OwnedSemaphorePermit,
+    /// When the caller handed it over; the reader observes the latency.
+    pub started: Instant,
 }
 
 /// A reply from a master, decoded from RESP2.
@@ -118,72 +142,85 @@ pub enum Recovery {
     Quarantined = 2,
 }
 
-/// One master: a handle onto its connection task.
-pub struct Master {
-    index: usize,
+/// State shared by the [`Master`] handle and its connection task.
+pub(crate) struct Shared {
     name: String,
+    /// Mirrors `Link::up` for lock-free reads on the hot path.
     up: AtomicBool,
     recovery: AtomicU8,
+    /// Mirrors `Link::generation`.
     generation: AtomicU64,
+    /// Consecutive timeouts on the current connection.
     timeouts: AtomicU32,
-    tuning: MasterTuning,
-    tx: mpsc::Sender<Request>,
-    /// Tears the current connection down (too many timeouts).
-    kick: Notify,
+    down_after_timeouts: u32,
+    link: Mutex<Link>,
+    /// `true` while the link is up; lets tests and callers await it.
+    connected: watch::Sender<bool>,
+    /// Cancelled by `shutdown` or when the last handle is dropped.
     stop: CancellationToken,
     metrics: MasterMetrics,
-    state_lock: Mutex<()>,
 }
 
-// === impl Master ===
+/// The part of [`Shared`] only changed under its mutex.
+struct Link {
+    up: bool,
+    generation: u64,
+    /// Cancels the current connection (too many timeouts, shutdown).
+    kill: Option<CancellationToken>,
+}
 
-impl Master {
-    /// Starts the connection task (connect, AUTH, SCRIPT LOAD, reconnect with
-    /// jittered backoff) and returns the handle at once; the master starts
-    /// `Down` and turns `Up` when its first connection is ready.
-    pub fn spawn(
-        index: usize,
-        cfg: MasterConfig,
-        tuning: MasterTuning,
-        max_nesting: usize,
-        scripts: Arc<ScriptSet>,
-        metrics: MasterMetrics,
-    ) -> Arc<Master> {
-        let (tx, rx) = mpsc::channel(tuning.max_inflight.max(1));
-        let m = Arc::new(Master {
-            index,
-            name: cfg.address.clone(),
+/// One master: a handle onto its connection task. Dropping the last handle
+/// stops the task, as [`Master::shutdown`] does.
+pub struct Master {
+    index: usize,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Request>,
+    inflight: Arc<Semaphore>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn new(name: String, down_after_timeouts: u32, metrics: MasterMetrics) -> Self {
+        Shared {
+            name,
             up: AtomicBool::new(false),
             recovery: AtomicU8::new(Recovery::Healthy as u8),
             generation: AtomicU64::new(0),
             timeouts: AtomicU32::new(0),
-            tuning,
-            tx,
-            kick: Notify::new(),
+            // Zero would mean "down before the first timeout", which is
+            // meaningless; config validation rejects it, this is a backstop.
+            down_after_timeouts: down_after_timeouts.max(1),
+            link: Mutex::new(Link {
+                up: false,
+                generation: 0,
+                kill: None,
+            }),
+            connected: watch::Sender::new(false),
             stop: CancellationToken::new(),
             metrics,
-            state_lock: Mutex::new(()),
-        });
-        m.publish_state();
-        if cfg.tls {
-            warn!(master = %cfg.address, "TLS towards masters is not supported yet; connecting in plain TCP");
         }
-        tokio::spawn(conn::supervise(m.clone(), cfg, max_nesting, scripts, rx));
-        m
     }
 
-    /// Position in the configured master list.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// The configured address, used in logs and metric labels.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Link health combined with the recovery flag.
-    pub fn state(&self) -> MasterState {
+    pub(crate) fn metrics(&self) -> &MasterMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        // Nothing panics while holding it; a poisoned lock still holds a
+        // consistent `Link`.
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state(&self) -> MasterState {
         if !self.up.load(Ordering::Acquire) {
             return MasterState::Down;
         }
@@ -194,18 +231,7 @@ impl Master {
         }
     }
 
-    /// Only `Up` masters are sent lock requests.
-    pub fn is_voting(&self) -> bool {
-        self.state() == MasterState::Up
-    }
-
-    /// Set by the lock engine's recovery task.
-    pub fn set_recovery(&self, r: Recovery) {
-        self.recovery.store(r as u8, Ordering::Release);
-        self.publish_state();
-    }
-
-    pub fn recovery(&self) -> Recovery {
+    fn recovery(&self) -> Recovery {
         match self.recovery.load(Ordering::Acquire) {
             1 => Recovery::Amnesia,
             2 => Recovery::Quarantined,
@@ -213,95 +239,212 @@ impl Master {
         }
     }
 
-    /// Bumped on every successful (re)connect, so recovery can re-check the
-    /// metadata record of a master that may have restarted.
-    pub fn connection_generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn set_link(&self, up: bool) {
-        if up {
-            self.timeouts.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
-        self.up.store(up, Ordering::Release);
-        self.publish_state();
-    }
-
-    fn publish_state(&self) {
-        // Serialised so the one-hot gauge never shows two states at once.
-        let _g = self.state_lock.lock();
+    /// Call with the link lock held, so concurrent transitions cannot leave
+    /// the gauge showing a state the master is no longer in.
+    fn publish_state(&self, _held: &MutexGuard<'_, Link>) {
         self.metrics.set_state(self.state() as usize);
     }
 
-    pub(crate) fn metrics(&self) -> &MasterMetrics {
-        &self.metrics
+    /// A connection finished its handshake; `kill` tears it down. Returns
+    /// the new connection generation, or `None` when the master was shut
+    /// down meanwhile (it then never reports `Up` again).
+    pub(crate) fn link_up(&self, kill: CancellationToken) -> Option<u64> {
+        let mut link = self.lock();
+        if self.stop.is_cancelled() {
+            kill.cancel();
+            return None;
+        }
+        link.generation += 1;
+        link.up = true;
+        if let Some(old) = link.kill.replace(kill) {
+            old.cancel();
+        }
+        self.timeouts.store(0, Ordering::Relaxed);
+        self.generation.store(link.generation, Ordering::Release);
+        self.up.store(true, Ordering::Release);
+        self.publish_state(&link);
+        self.connected.send_replace(true);
+        info!(master = %self.name, generation = link.generation, "master up");
+        Some(link.generation)
     }
 
-    pub(crate) fn tuning(&self) -> &MasterTuning {
-        &self.tuning
+    /// Marks the link down (once) and cancels the current connection.
+    pub(crate) fn link_down(&self, cause: &str) {
+        let mut link = self.lock();
+        if let Some(kill) = link.kill.take() {
+            kill.cancel();
+        }
+        if !link.up {
+            return;
+        }
+        link.up = false;
+        self.up.store(false, Ordering::Release);
+        self.publish_state(&link);
+        self.connected.send_replace(false);
+        info!(master = %self.name, cause, "master down");
     }
 
-    pub(crate) fn stop_token(&self) -> &CancellationToken {
-        &self.stop
+    /// A caller's request sent on connection `generation` timed out.
+    fn note_timeout(&self, generation: u64) {
+        let n = self
+            .timeouts
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        if n < self.down_after_timeouts {
+            return;
+        }
+        {
+            let link = self.lock();
+            // A timeout from an older connection says nothing about this one.
+            if !link.up || link.generation != generation {
+                return;
+            }
+        }
+        self.link_down(&format!("{n} consecutive request timeouts"));
     }
 
-    pub(crate) fn kicked(&self) -> &Notify {
-        &self.kick
+    /// A caller got an answer in time: the master is alive.
+    fn note_answer(&self) {
+        // Load first: under load most replies find the count at zero, and a
+        // plain load keeps the cache line shared between cores.
+        if self.timeouts.load(Ordering::Relaxed) != 0 {
+            self.timeouts.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+// === impl Master ===
+
+impl Master {
+    /// Starts the connection task (connect, AUTH, SCRIPT LOAD, reconnect with
+    /// jittered backoff) and returns the handle at once; the master starts
+    /// `Down` and turns `Up` when its first connection is ready.
+    ///
+    /// `cfg.tls = true` is not supported: the error is logged and the master
+    /// stays `Down` (credentials are never sent in clear text to a master
+    /// the operator meant to reach over TLS).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn spawn(
+        index: usize,
+        cfg: MasterConfig,
+        tuning: MasterTuning,
+        max_nesting: usize,
+        scripts: Arc<ScriptSet>,
+        metrics: MasterMetrics,
+    ) -> Arc<Master> {
+        if cfg.tls {
+            error!(
+                master = %cfg.address,
+                "TLS towards masters is not supported; this master stays down"
+            );
+            let (m, _rx) = Master::new(index, &cfg, &tuning, metrics);
+            return m;
+        }
+        let connector = TcpConnector::new(cfg.address.clone());
+        Master::spawn_with(index, cfg, tuning, max_nesting, scripts, metrics, connector)
     }
 
-    /// Waits until the link is up or `timeout` passes.
+    /// [`Master::spawn`] over any transport (tests use in-memory pipes).
+    pub(crate) fn spawn_with<C: Connector>(
+        index: usize,
+        cfg: MasterConfig,
+        tuning: MasterTuning,
+        max_nesting: usize,
+        scripts: Arc<ScriptSet>,
+        metrics: MasterMetrics,
+        connector: C,
+    ) -> Arc<Master> {
+        let (m, rx) = Master::new(index, &cfg, &tuning, metrics);
+        let handshake = Handshake::new(&cfg, scripts, tuning.connect_timeout, max_nesting);
+        let span = tracing::info_span!("master", name = %cfg.address);
+        tokio::spawn(
+            conn::supervise(m.shared.clone(), connector, handshake, tuning, rx).instrument(span),
+        );
+        m
+    }
+
+    fn new(
+        index: usize,
+        cfg: &MasterConfig,
+        tuning: &MasterTuning,
+        metrics: MasterMetrics,
+    ) -> (Arc<Master>, mpsc::Receiver<Request>) {
+        let limit = tuning.max_inflight.clamp(1, Semaphore::MAX_PERMITS);
+        let (tx, rx) = mpsc::channel(limit);
+        let shared = Arc::new(Shared::new(
+            cfg.address.clone(),
+            tuning.down_after_timeouts,
+            metrics,
+        ));
+        {
+            let link = shared.lock();
+            shared.publish_state(&link);
+        }
+        let m = Arc::new(Master {
+            index,
+            shared,
+            tx,
+            inflight: Arc::new(Semaphore::new(limit)),
+        });
+        (m, rx)
+    }
+
+    /// Position in the configured master list.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The configured address, used in logs and metric labels.
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Link health combined with the recovery flag.
+    pub fn state(&self) -> MasterState {
+        self.shared.state()
+    }
+
+    /// Only `Up` masters are sent lock requests.
+    pub fn is_voting(&self) -> bool {
+        self.state() == MasterState::Up
+    }
+
+    /// Set by the lock engine's recovery task.
+    pub fn set_recovery(&self, r: Recovery) {
+        let link = self.shared.lock();
+        self.shared.recovery.store(r as u8, Ordering::Release);
+        self.shared.publish_state(&link);
+    }
+
+    pub fn recovery(&self) -> Recovery {
+        self.shared.recovery()
+    }
+
+    /// Bumped on every successful (re)connect, so recovery can re-check the
+    /// metadata record of a master that may have restarted. 0 until the
+    /// first connection is up.
+    pub fn connection_generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Waits until the link is up (at once if it already is) or `timeout`
+    /// passes; returns whether it is up.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        let give_up = Instant::now() + timeout;
-        while Instant::now() < give_up {
-            if self.up.load(Ordering::Acquire) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.up.load(Ordering::Acquire)
+        let mut rx = self.shared.connected.subscribe();
+        let up = tokio::time::timeout(timeout, rx.wait_for(|up| *up)).await;
+        matches!(up, Ok(Ok(_)))
     }
 
-    /// Sends pre-encoded bytes and waits for the reply until `deadline`.
-    async fn send(&self, bytes: Bytes, deadline: Instant) -> Result<Value, MasterError> {
-        if !self.up.load(Ordering::Acquire) {
-            self.metrics.error("down");
-            return Err(MasterError::Down);
-        }
-        let (reply, rx) = oneshot::channel();
-        let started = Instant::now();
-        if self.tx.try_send(Request { bytes, reply }).is_err() {
-            self.metrics.error("overloaded");
-            return Err(MasterError::Overloaded);
-        }
-        let result = match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(MasterError::ConnectionLost),
-            Err(_) => Err(MasterError::Timeout),
-        };
-        match &result {
-            Ok(_) | Err(MasterError::Reply(_)) => {
-                self.timeouts.store(0, Ordering::Relaxed);
-                self.metrics
-                    .request_duration
-                    .observe(started.elapsed().as_secs_f64());
-            }
-            Err(MasterError::Timeout) => {
-                self.metrics.error("timeout");
-                let n = self.timeouts.fetch_add(1, Ordering::AcqRel) + 1;
-                if n >= self.tuning.down_after_timeouts && self.up.load(Ordering::Acquire) {
-                    warn!(master = %self.name, timeouts = n, "master stopped answering; marking it down");
-                    self.set_link(false);
-                    self.kick.notify_one();
-                }
-            }
-            Err(e) => self.metrics.error(e.kind()),
-        }
-        result
-    }
-
-    /// Runs `script` with EVALSHA (EVAL on NOSCRIPT), answering by `deadline`.
-    /// Fails fast with [`MasterError::Down`] when the link is down.
+    /// Runs `script` with EVALSHA, retrying once with EVAL and the body on a
+    /// `NOSCRIPT` reply (the master lost its script cache), both by
+    /// `deadline`.
+    ///
+    /// # Errors
+    /// [`MasterError::Down`] at once when the link is down; see
+    /// [`MasterError`] for the rest. An error reply from the script is
+    /// [`MasterError::Reply`].
     pub async fn eval(
         &self,
         script: &Script,
@@ -310,22 +453,100 @@ impl Master {
         deadline: Instant,
     ) -> Result<Value, MasterError> {
         let bytes = wire::encode_eval(b"EVALSHA", script.sha1.as_bytes(), keys, args);
-        match self.send(bytes, deadline).await {
+        let result = match self.send(bytes, deadline).await {
             Err(MasterError::Reply(e)) if e.starts_with("NOSCRIPT") => {
                 let bytes = wire::encode_eval(b"EVAL", script.body.as_bytes(), keys, args);
                 self.send(bytes, deadline).await
             }
             other => other,
-        }
+        };
+        self.count(result)
     }
 
     /// Sends a plain command, answering by `deadline`.
+    ///
+    /// # Errors
+    /// As [`Master::eval`].
     pub async fn call(&self, args: &[&[u8]], deadline: Instant) -> Result<Value, MasterError> {
-        self.send(wire::encode_command(args), deadline).await
+        let result = self.send(wire::encode_command(args), deadline).await;
+        self.count(result)
     }
 
-    /// Closes the connection and stops reconnecting.
+    /// Closes the connection and stops reconnecting. The master is `Down`
+    /// when this returns; pending callers get
+    /// [`MasterError::ConnectionLost`].
     pub fn shutdown(&self) {
-        self.stop.cancel();
+        self.shared.stop.cancel();
+        self.shared.link_down("shutdown");
+    }
+
+    /// Errors are counted once per caller-visible result, so a NOSCRIPT
+    /// that the EVAL fallback repaired is not an error.
+    fn count(&self, result: Result<Value, MasterError>) -> Result<Value, MasterError> {
+        if let Err(e) = &result {
+            self.shared.metrics.error(e.kind());
+        }
+        result
+    }
+
+    /// Hands pre-encoded bytes to the writer and waits for the reply until
+    /// `deadline`. Never waits for anything but the reply itself.
+    async fn send(&self, bytes: Bytes, deadline: Instant) -> Result<Value, MasterError> {
+        if !self.shared.up.load(Ordering::Acquire) {
+            return Err(MasterError::Down);
+        }
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        let started = Instant::now();
+        if deadline <= started {
+            // Nothing could answer in time; not the master's fault, so it
+            // does not count towards marking it down.
+            return Err(MasterError::Timeout);
+        }
+        let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
+            return Err(MasterError::Overloaded);
+        };
+        let (reply, rx) = oneshot::channel();
+        let request = Request {
+            bytes,
+            reply,
+            permit,
+            started,
+        };
+        match self.tx.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(MasterError::Overloaded),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(MasterError::Down),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => {
+                if matches!(result, Ok(_) | Err(MasterError::Reply(_))) {
+                    self.shared.note_answer();
+                }
+                result
+            }
+            // The connection task dropped the slot without answering.
+            Ok(Err(_)) => Err(MasterError::ConnectionLost),
+            Err(_) => {
+                self.shared.note_timeout(generation);
+                Err(MasterError::Timeout)
+            }
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("index", &self.index)
+            .field("name", &self.shared.name)
+            .field("state", &self.state())
+            .field("generation", &self.connection_generation())
+            .finish()
     }
 }
