@@ -1,9 +1,7 @@
 //! Script transport: EVALSHA/EVAL/SCRIPT with the exact bytes of client
-//! libraries, and redis-py's real `Lock` driven against the gateway.
+//! libraries (the libraries themselves run in `compat_*.rs`).
 
 mod support;
-
-use std::process::Command;
 
 use redis::Value;
 use support::{client, start_gateway, test_config, Cluster};
@@ -84,53 +82,4 @@ async fn known_scripts_run_with_quorum_semantics_and_unknown_ones_are_refused() 
         .await;
     let msg = e.expect_err("unknown script refused").to_string();
     assert!(msg.contains("does not recognise this script"), "{msg}");
-}
-
-fn python() -> Option<String> {
-    let py = std::env::var("LOCKGATE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import redis"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "redis-py is missing: .ci/run installs compat/python/requirements.txt into a venv"
-        );
-        eprintln!(
-            "skipping: redis-py not installed (pip install -r compat/python/requirements.txt)"
-        );
-        return None;
-    }
-    Some(py)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_py_lock_works_unchanged_over_resp2_and_resp3() {
-    let Some(py) = python() else { return };
-    let cluster = Cluster::start(3);
-    let gw = start_gateway(test_config(&cluster)).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../compat/python/redis_py_lock.py"
-    );
-    for proto in ["2", "3"] {
-        let port = gw.local_addr().port().to_string();
-        let (py, script) = (py.clone(), script.to_string());
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(py)
-                .args([script.as_str(), "127.0.0.1", port.as_str(), proto])
-                .output()
-        })
-        .await
-        .expect("join")
-        .expect("run python");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("{text}");
-        assert!(out.status.success(), "redis-py RESP{proto} failed:\n{text}");
-    }
 }

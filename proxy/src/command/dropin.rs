@@ -25,6 +25,12 @@ pub enum DropIn {
     Exists(Vec<Bytes>),
     Pttl(Bytes),
     Ttl(Bytes),
+    /// `BLPOP key [key ...] timeout` on library signal keys (waits for a
+    /// release); `timeout` is `None` for 0, which blocks without limit.
+    Blpop {
+        keys: Vec<Bytes>,
+        timeout: Option<Duration>,
+    },
 }
 
 impl DropIn {
@@ -34,7 +40,7 @@ impl DropIn {
             DropIn::SetNx { key, .. } | DropIn::Get(key) | DropIn::Pttl(key) | DropIn::Ttl(key) => {
                 vec![key.clone()]
             }
-            DropIn::Exists(keys) => keys.clone(),
+            DropIn::Exists(keys) | DropIn::Blpop { keys, .. } => keys.clone(),
         }
     }
 }
@@ -99,6 +105,28 @@ fn parse_set(args: &[Bytes]) -> Result<DropIn, Reply> {
     })
 }
 
+fn parse_blpop(args: &[Bytes]) -> Result<DropIn, Reply> {
+    if args.len() < 3 {
+        return Err(wrong_args("blpop"));
+    }
+    let last = &args[args.len() - 1];
+    // Redis 6+ takes fractional seconds; anything else is its own error.
+    let secs = std::str::from_utf8(last)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+        .ok_or_else(|| Reply::error("ERR timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(Reply::error("ERR timeout is negative"));
+    }
+    // A day is "forever" for any lock wait; it keeps the Duration in range.
+    let timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    Ok(DropIn::Blpop {
+        keys: args[1..args.len() - 1].to_vec(),
+        timeout,
+    })
+}
+
 /// Classifies a drop-in command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<DropIn>, Reply> {
     let one_key = |cmd: &str| -> Result<Bytes, Reply> {
@@ -115,6 +143,8 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<DropIn>, Reply> {
         DropIn::Pttl(one_key("pttl")?)
     } else if is(name, "TTL") {
         DropIn::Ttl(one_key("ttl")?)
+    } else if is(name, "BLPOP") {
+        parse_blpop(args)?
     } else if is(name, "EXISTS") {
         if args.len() < 2 {
             return Err(wrong_args("exists"));

@@ -40,7 +40,10 @@ pub enum Local {
     Ping(Option<Bytes>),
     Echo(Bytes),
     Hello(HelloArgs),
-    Auth { user: Option<Bytes>, pass: Bytes },
+    Auth {
+        user: Option<Bytes>,
+        pass: Bytes,
+    },
     Select(i64),
     Quit,
     Reset,
@@ -52,6 +55,9 @@ pub enum Local {
     Info(Vec<Bytes>),
     Time,
     Dbsize,
+    /// `LOCK.TOKENS ON|OFF`: whether this connection's `SET NX` grants carry
+    /// the fencing token as a RESP3 attribute.
+    LockTokens(bool),
 }
 
 /// Classifies a locally answered command; `Ok(None)` when `name` is not one.
@@ -115,6 +121,16 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<Local>, Reply> {
         Local::Time
     } else if is(name, "DBSIZE") {
         Local::Dbsize
+    } else if is(name, "LOCK.TOKENS") {
+        match args.get(1) {
+            Some(v) if n == 2 && is(v, "ON") => Local::LockTokens(true),
+            Some(v) if n == 2 && is(v, "OFF") => Local::LockTokens(false),
+            _ => {
+                return Err(Reply::error(
+                    "ERR syntax error in 'lock.tokens' command: expected LOCK.TOKENS ON|OFF",
+                ))
+            }
+        }
     } else {
         return Ok(None);
     };

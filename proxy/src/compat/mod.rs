@@ -3,8 +3,9 @@
 //!
 //! - [`catalogue`]: the known scripts, loaded from `catalogue.toml` (data),
 //!   indexed by SHA1 and by a whitespace-normalised form of the text, since
-//!   versions of one library differ only in indentation.
+//!   versions of one library differ only in indentation; and the signal-key
+//!   conventions that BLPOP waits on.
 
 pub mod catalogue;
 
-pub use catalogue::{Catalogue, Semantics};
+pub use catalogue::{Action, Catalogue, Code, Entry, LockKeys, TtlUnit, Word};

@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use super::keys::{fence_key, meta_key};
 use super::quorum::{quorum, Decision, Tally};
+use super::signals::Signals;
 use super::validity::{drift, remaining, valid_until};
 use super::{AcquireOutcome, ExtendOutcome, Grant, ReleaseOutcome, StatusOutcome};
 use crate::config::LockConfig;
@@ -35,6 +36,9 @@ use crate::scripts::ScriptSet;
 /// Rounds one acquire may take: the first, plus up to two retries with a
 /// higher token after stale refusals (DESIGN.md section 2).
 const MAX_ROUNDS: usize = 3;
+
+/// The slowest a waiter polls for a release made elsewhere.
+const POLL_MAX: Duration = Duration::from_millis(100);
 
 /// Reply codes of `acquire.lua`.
 const ACQ_GRANTED: i64 = 0;
@@ -72,6 +76,8 @@ pub struct Engine {
     pub(crate) amnesia_guard: AtomicBool,
     /// Per master: the amnesia guard last found its metadata record.
     pub(crate) record_seen: Vec<AtomicBool>,
+    /// Wakes local waiters when a lock is released through this gateway.
+    signals: Signals,
 }
 
 // === impl Engine ===
@@ -101,6 +107,7 @@ impl Engine {
             amnesia_seen: Arc::new(Notify::new()),
             amnesia_guard: AtomicBool::new(true),
             record_seen: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            signals: Signals::default(),
         }
     }
 
@@ -380,7 +387,9 @@ impl Engine {
         }
     }
 
-    /// Acquire with `WAIT`: retries with random jitter until `wait` runs out.
+    /// Acquire with `WAIT`: retries until `wait` runs out, at once when the
+    /// lock is released through this gateway, otherwise after a short random
+    /// pause (releases elsewhere and expiry are only seen by retrying).
     pub async fn acquire_wait(
         &self,
         keys: &[Bytes],
@@ -389,19 +398,68 @@ impl Engine {
         wait: Duration,
     ) -> AcquireOutcome {
         let give_up = Instant::now() + wait;
-        loop {
+        let watched: Vec<_> = keys.iter().map(|k| self.signals.watch(k)).collect();
+        let outcome = loop {
+            // Enabled before the attempt, so a release that lands while it
+            // runs still wakes the pause below.
+            let mut wakes: Vec<_> = watched.iter().map(|n| Box::pin(n.notified())).collect();
+            for w in &mut wakes {
+                w.as_mut().enable();
+            }
             let outcome = self.acquire(keys, owner, ttl).await;
             if matches!(outcome, AcquireOutcome::Granted(_)) {
-                return outcome;
+                break outcome;
             }
             let now = Instant::now();
             if now >= give_up {
-                return outcome;
+                break outcome;
             }
             // Jitter keeps waiters on one key from retrying in lock step.
             let jitter = Duration::from_millis(rand::rng().random_range(5..=50));
-            tokio::time::sleep(jitter.min(give_up - now)).await;
+            tokio::select! {
+                _ = futures::future::select_all(wakes) => {}
+                _ = tokio::time::sleep(jitter.min(give_up - now)) => {}
+            }
+        };
+        for (k, n) in keys.iter().zip(watched) {
+            self.signals.forget(k, n);
         }
+        outcome
+    }
+
+    /// Waits until `key` is free on a quorum, or `until` passes (`None`:
+    /// no limit). True when it was seen free. Woken at once by a release
+    /// through this gateway; otherwise it polls, never slower than every
+    /// 100 ms and sooner when the holder's lease ends first.
+    pub async fn wait_free(&self, key: &Bytes, until: Option<Instant>) -> bool {
+        let n = self.signals.watch(key);
+        let free = loop {
+            let wake = n.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let poll = match self.status(key).await {
+                StatusOutcome::Free => break true,
+                StatusOutcome::Held { pttl, .. } => pttl.clamp(Duration::from_millis(1), POLL_MAX),
+                // Too few masters to tell: keep waiting, as a client blocked
+                // on one Redis would.
+                StatusOutcome::NoQuorum { .. } => POLL_MAX,
+            };
+            let jitter = Duration::from_millis(rand::rng().random_range(0..=10));
+            let now = Instant::now();
+            let mut next = now + poll + jitter;
+            if let Some(u) = until {
+                if now >= u {
+                    break false;
+                }
+                next = next.min(u);
+            }
+            tokio::select! {
+                _ = &mut wake => {}
+                _ = tokio::time::sleep_until(next) => {}
+            }
+        };
+        self.signals.forget(key, n);
+        free
     }
 
     /// Reports a grant to the client only if it is still valid now; otherwise
@@ -460,6 +518,7 @@ impl Engine {
         }
         Self::drain(futs);
         let outcome = if yes >= self.q {
+            self.signals.released(keys);
             ReleaseOutcome::Released
         } else if yes + no >= self.q {
             ReleaseOutcome::NotHeld { best }

@@ -4,6 +4,7 @@
 //! - [`quorum`]: the pure quorum decision.
 //! - [`validity`]: the pure validity arithmetic.
 //! - [`keys`]: names of fence registers and the metadata record.
+//! - [`signals`]: wake-ups for local waiters when a lock is released.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
 //!
@@ -14,6 +15,7 @@ pub mod keys;
 mod model;
 pub mod quorum;
 pub mod recovery;
+pub mod signals;
 pub mod validity;
 
 use std::fmt;

@@ -55,6 +55,8 @@ pub struct ConnState {
     pub id: u64,
     pub proto: Protocol,
     pub authed: bool,
+    /// `LOCK.TOKENS ON`: RESP3 `SET NX` grants carry their token.
+    pub token_attribute: bool,
     pub entry: Arc<ClientEntry>,
 }
 
@@ -110,6 +112,7 @@ async fn serve(
         id: entry.id,
         proto: Protocol::Resp2,
         authed: shared.config.requirepass.is_none(),
+        token_attribute: false,
         entry,
     };
     // Set once no more requests will be read: after QUIT, a protocol error,
@@ -204,12 +207,12 @@ fn dispatch(
         }
         Request::DropIn(cmd) => {
             let keys = cmd.keys();
-            let fut = exec::dropin(shared.clone(), cmd);
+            let fut = exec::dropin(shared.clone(), cmd, state.token_attribute);
             (chain(chains, keys, fut, proto_before), false)
         }
         Request::Script(cmd) => {
             let keys = cmd.keys();
-            let fut = exec::script(shared.clone(), cmd);
+            let fut = super::compat::script(shared.clone(), cmd);
             (chain(chains, keys, fut, proto_before), false)
         }
     }

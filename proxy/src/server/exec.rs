@@ -13,14 +13,12 @@ use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::Shared;
-use crate::command::{DropIn, LockCmd, ScriptCmd};
-use crate::compat::{Catalogue, Semantics};
+use crate::command::{DropIn, LockCmd};
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
 use crate::metrics::{Op, Outcome};
 use crate::resp::{Protocol, Reply};
-use crate::scripts::sha1_hex;
 
 /// How a grant is shown to the client that asked for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,10 +28,9 @@ pub enum GrantShape {
     /// `+OK`, or nil when expired (drop-in `SET NX`). With `attribute`, a
     /// RESP3 connection also gets the token and validity as an attribute.
     SetOk { attribute: bool },
-    /// An integer on success, another on expiry (script-shaped replies).
-    Int { ok: i64, expired: i64 },
-    /// Nil on success, an integer on expiry (Redisson-style).
-    NilOk { expired: i64 },
+    /// A catalogued script's own replies for success and for a grant that
+    /// expired before it could be reported.
+    Script { ok: Reply, expired: Reply },
 }
 
 /// A reply owed to a client.
@@ -94,18 +91,16 @@ fn grant_reply(shape: &GrantShape, left: Option<Duration>, owner: &Bytes, grant:
         ),
         (GrantShape::SetOk { .. }, Some(_)) => Reply::Ok,
         (GrantShape::SetOk { .. }, None) => Reply::Nil,
-        (GrantShape::Int { ok, .. }, Some(_)) => Reply::Int(*ok),
-        (GrantShape::Int { expired, .. }, None) => Reply::Int(*expired),
-        (GrantShape::NilOk { .. }, Some(_)) => Reply::Nil,
-        (GrantShape::NilOk { expired }, None) => Reply::Int(*expired),
+        (GrantShape::Script { ok, .. }, Some(_)) => ok.clone(),
+        (GrantShape::Script { expired, .. }, None) => expired.clone(),
     }
 }
 
-fn no_quorum(voted: usize, needed: usize) -> Reply {
+pub(super) fn no_quorum(voted: usize, needed: usize) -> Reply {
     Reply::error(no_quorum_message(voted, needed))
 }
 
-fn ms_reply(d: Duration) -> Reply {
+pub(super) fn ms_reply(d: Duration) -> Reply {
     Reply::Int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -133,7 +128,7 @@ pub fn check_key(shared: &Shared, cmd: &str, key: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
+pub(super) fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
     shared.metrics.lock_op(op, Outcome::Rejected, 0.0);
     Response::Reply(reply)
 }
@@ -228,9 +223,15 @@ pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
     .boxed()
 }
 
-/// Runs a drop-in command (`SET NX`, `GET`, `EXISTS`, `PTTL`, `TTL`); replies
-/// are exactly what one Redis would send.
-pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> {
+/// Runs a drop-in command (`SET NX`, `GET`, `EXISTS`, `PTTL`, `TTL`,
+/// `BLPOP` on signal keys); replies are exactly what one Redis would send.
+/// With `token_attribute` (the connection sent `LOCK.TOKENS ON`), a RESP3
+/// grant also carries its token and validity as an attribute.
+pub fn dropin(
+    shared: Arc<Shared>,
+    cmd: DropIn,
+    token_attribute: bool,
+) -> BoxFuture<'static, Response> {
     async move {
         let engine = &shared.engine;
         match cmd {
@@ -259,7 +260,9 @@ pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> 
                         grant,
                         keys,
                         owner: value,
-                        shape: GrantShape::SetOk { attribute: false },
+                        shape: GrantShape::SetOk {
+                            attribute: token_attribute,
+                        },
                     },
                     AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::Nil),
                     AcquireOutcome::NoQuorum { voted, needed } => {
@@ -290,6 +293,7 @@ pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> 
                 StatusOutcome::Free => Reply::Int(-2),
                 StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
             }),
+            DropIn::Blpop { keys, timeout } => super::compat::blpop(&shared, keys, timeout).await,
             DropIn::Ttl(key) => Response::Reply(match engine.status(&key).await {
                 // Redis rounds the remaining time to the nearest second.
                 StatusOutcome::Held { pttl, .. } => {
@@ -298,91 +302,6 @@ pub fn dropin(shared: Arc<Shared>, cmd: DropIn) -> BoxFuture<'static, Response> 
                 StatusOutcome::Free => Reply::Int(-2),
                 StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
             }),
-        }
-    }
-    .boxed()
-}
-
-/// Runs `EVAL`/`EVALSHA` of a recognised client-library script with quorum
-/// semantics, and answers `SCRIPT LOAD|EXISTS|FLUSH`. Replies are shaped as
-/// the library expects from one Redis.
-pub fn script(shared: Arc<Shared>, cmd: ScriptCmd) -> BoxFuture<'static, Response> {
-    async move {
-        let cat = Catalogue::builtin();
-        let (by_sha, script, keys, args) = match cmd {
-            ScriptCmd::Load(body) => return Response::Reply(Reply::bulk(sha1_hex(&body))),
-            ScriptCmd::Exists(shas) => {
-                return Response::Reply(Reply::Array(
-                    shas.iter()
-                        .map(|s| Reply::Int(i64::from(cat.by_sha(s).is_some())))
-                        .collect(),
-                ))
-            }
-            // The catalogue is fixed; there is nothing to flush.
-            ScriptCmd::Flush => return Response::Reply(Reply::Ok),
-            ScriptCmd::Eval {
-                by_sha,
-                script,
-                keys,
-                args,
-            } => (by_sha, script, keys, args),
-        };
-        let entry = if by_sha {
-            cat.by_sha(&script)
-        } else {
-            cat.by_text(&script)
-        };
-        let Some(entry) = entry else {
-            return Response::Reply(if by_sha {
-                Reply::error("NOSCRIPT No matching script. Please use EVAL.")
-            } else {
-                Reply::error(format!(
-                    "ERR lockgate does not recognise this script (sha1 {}): only the lock \
-                     scripts of known client libraries run, with quorum semantics",
-                    sha1_hex(&script)
-                ))
-            });
-        };
-        let cmd_name = format!("{} {} script", entry.library, entry.op);
-        let (Some(key), Some(owner)) = (keys.first(), args.first()) else {
-            return Response::Reply(Reply::error(format!(
-                "ERR wrong number of keys or arguments for the {cmd_name}"
-            )));
-        };
-        if let Err(r) = check_key(&shared, &cmd_name, key) {
-            return Response::Reply(r);
-        }
-        let engine = &shared.engine;
-        let keys = vec![key.clone()];
-        match entry.semantics {
-            Semantics::CompareAndDelete => {
-                Response::Reply(match engine.release(&keys, owner).await {
-                    ReleaseOutcome::Released => Reply::Int(1),
-                    ReleaseOutcome::NotHeld { .. } => Reply::Int(0),
-                    ReleaseOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
-                })
-            }
-            Semantics::CompareAndPexpire | Semantics::CompareAndPexpireAddOrReplace => {
-                let ttl = match args.get(1).and_then(|a| crate::command::parse_i64(a)) {
-                    Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
-                    _ => {
-                        return Response::Reply(Reply::error(format!(
-                            "ERR invalid ttl in the {cmd_name}: must be a positive number of \
-                             milliseconds"
-                        )))
-                    }
-                };
-                if let Err(r) = check_ttl(&shared, &cmd_name, ttl) {
-                    return Response::Reply(r);
-                }
-                let add = entry.semantics == Semantics::CompareAndPexpireAddOrReplace
-                    && args.get(2).is_some_and(|a| &a[..] == b"0");
-                Response::Reply(match engine.extend(&keys, owner, ttl, add).await {
-                    ExtendOutcome::Extended { .. } => Reply::Int(1),
-                    ExtendOutcome::NotHeld | ExtendOutcome::Expired => Reply::Int(0),
-                    ExtendOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
-                })
-            }
         }
     }
     .boxed()

@@ -215,8 +215,13 @@ pub fn answer(shared: &Shared, state: &mut ConnState, cmd: Local) -> Reply {
         Local::Select(0) => Reply::Ok,
         Local::Select(_) => Reply::error("ERR DB index is out of range"),
         Local::Quit => Reply::Ok,
+        Local::LockTokens(on) => {
+            state.token_attribute = on;
+            Reply::Ok
+        }
         Local::Reset => {
             state.proto = Protocol::Resp2;
+            state.token_attribute = false;
             state.authed = shared.config.requirepass.is_none();
             if let Ok(mut m) = state.entry.meta.lock() {
                 m.name = None;

@@ -6,6 +6,7 @@
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
 
+mod compat;
 pub mod connection;
 pub mod exec;
 pub mod local;

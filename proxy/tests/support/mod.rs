@@ -191,3 +191,50 @@ pub fn promtool_check_metrics(text: &str) -> Option<std::process::Output> {
         .expect("write");
     Some(child.wait_with_output().expect("wait"))
 }
+
+/// Whether an external client toolchain is usable. Skipping is allowed only
+/// off CI: `.ci/run` installs every toolchain, so there a missing one fails.
+pub fn toolchain_available(what: &str, probe: &mut std::process::Command, hint: &str) -> bool {
+    let ok = probe.output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{what} is missing on CI: {hint}"
+        );
+        eprintln!("skipping: {what} not installed ({hint})");
+    }
+    ok
+}
+
+/// Runs one client-library suite as a child process against a fresh gateway
+/// over three real masters. The child gets `args` then HOST PORT and any
+/// `tail` arguments, and `LOCKGATE_KILL_PID`: a master it must SIGKILL
+/// midway, to prove the library keeps working with one master gone. It
+/// prints `ok   <check>` per passed check and exits non-zero on the first
+/// failure. Returns the number of passed checks.
+pub async fn run_client_suite(program: &str, args: &[&str], tail: &[&str]) -> usize {
+    let cluster = Cluster::start(3);
+    let gw = start_gateway(test_config(&cluster)).await;
+    let pid = cluster.masters[0].pid().expect("master pid").to_string();
+    let port = gw.local_addr().port().to_string();
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .args(["127.0.0.1", port.as_str()])
+        .args(tail)
+        .env("LOCKGATE_KILL_PID", &pid);
+    let what = format!("{program} {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} {tail:?} failed (see output above)"
+    );
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(passed > 0, "{what} printed no checks");
+    drop(gw);
+    passed
+}
