@@ -175,25 +175,22 @@ impl Engine {
         FuturesUnordered<impl std::future::Future<Output = Vote>>,
     ) {
         let futs = FuturesUnordered::new();
+        let script = match which {
+            Which::Acquire => &self.scripts.acquire,
+            Which::Release => &self.scripts.release,
+            Which::Extend => &self.scripts.extend,
+            Which::Status => &self.scripts.status,
+        };
+        // A release re-sent as EVAL after NOSCRIPT would be enqueued behind
+        // later requests and could delete a newer lock of the same owner.
+        let fallback = !matches!(which, Which::Release);
         for (i, m) in self.masters.iter().enumerate() {
             if !m.is_voting() {
                 continue;
             }
-            let m = m.clone();
-            let scripts = self.scripts.clone();
-            let keys = keys.clone();
-            let args = args.clone();
-            futs.push(async move {
-                let script = match which {
-                    Which::Acquire => &scripts.acquire,
-                    Which::Release => &scripts.release,
-                    Which::Extend => &scripts.extend,
-                    Which::Status => &scripts.status,
-                };
-                let k: Vec<&[u8]> = keys.iter().map(|b| &b[..]).collect();
-                let a: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
-                (i, m.eval(script, &k, &a, deadline).await)
-            });
+            // Enqueued here, synchronously: see `Master::eval_now`.
+            let reply = m.eval_now(script, &keys, &args, deadline, fallback);
+            futs.push(async move { (i, reply.await) });
         }
         (futs.len(), futs)
     }

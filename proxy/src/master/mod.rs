@@ -492,6 +492,13 @@ impl Master {
     /// Hands pre-encoded bytes to the writer and waits for the reply until
     /// `deadline`. Never waits for anything but the reply itself.
     async fn send(&self, bytes: Bytes, deadline: Instant) -> Result<Value, MasterError> {
+        let queued = self.enqueue(bytes, deadline)?;
+        self.wait(queued, deadline).await
+    }
+
+    /// Puts a request in this master's FIFO at once (no await), so requests
+    /// enqueued one after another reach the master in that order.
+    fn enqueue(&self, bytes: Bytes, deadline: Instant) -> Result<InQueue, MasterError> {
         if !self.shared.up.load(Ordering::Acquire) {
             return Err(MasterError::Down);
         }
@@ -513,11 +520,15 @@ impl Master {
             started,
         };
         match self.tx.try_send(request) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => return Err(MasterError::Overloaded),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(MasterError::Down),
+            Ok(()) => Ok(InQueue { rx, generation }),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(MasterError::Overloaded),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(MasterError::Down),
         }
-        match tokio::time::timeout_at(deadline, rx).await {
+    }
+
+    /// Waits for the reply to an enqueued request until `deadline`.
+    async fn wait(&self, queued: InQueue, deadline: Instant) -> Result<Value, MasterError> {
+        match tokio::time::timeout_at(deadline, queued.rx).await {
             Ok(Ok(result)) => {
                 if matches!(result, Ok(_) | Err(MasterError::Reply(_))) {
                     self.shared.note_answer();
@@ -527,11 +538,62 @@ impl Master {
             // The connection task dropped the slot without answering.
             Ok(Err(_)) => Err(MasterError::ConnectionLost),
             Err(_) => {
-                self.shared.note_timeout(generation);
+                self.shared.note_timeout(queued.generation);
                 Err(MasterError::Timeout)
             }
         }
     }
+
+    /// Runs a lockgate script like [`Master::eval`], but its EVALSHA enters
+    /// this master's FIFO *now*, before this returns, rather than when the
+    /// returned future is first polled. The engine relies on this: a release
+    /// left to finish in the background must reach every master before the
+    /// next acquire by the same owner, or it would delete that new lock.
+    ///
+    /// Without `fallback`, a NOSCRIPT is not retried with EVAL (a retry would
+    /// be enqueued late, behind later requests); the scripts are reloaded in
+    /// the background instead and this master simply does not vote.
+    pub fn eval_now(
+        self: &Arc<Self>,
+        script: &Script,
+        keys: &[Bytes],
+        args: &[Bytes],
+        deadline: Instant,
+        fallback: bool,
+    ) -> impl std::future::Future<Output = Result<Value, MasterError>> + Send + 'static {
+        let k: Vec<&[u8]> = keys.iter().map(|b| &b[..]).collect();
+        let a: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
+        let queued = self.enqueue(
+            wire::encode_eval(b"EVALSHA", script.sha1.as_bytes(), &k, &a),
+            deadline,
+        );
+        let retry = fallback.then(|| wire::encode_eval(b"EVAL", script.body.as_bytes(), &k, &a));
+        let reload = wire::encode_command(&[b"SCRIPT", b"LOAD", script.body.as_bytes()]);
+        let this = self.clone();
+        async move {
+            let result = match queued {
+                Ok(q) => this.wait(q, deadline).await,
+                Err(e) => Err(e),
+            };
+            let result = match (result, retry) {
+                (Err(MasterError::Reply(e)), Some(eval)) if e.starts_with("NOSCRIPT") => {
+                    this.send(eval, deadline).await
+                }
+                (Err(MasterError::Reply(e)), None) if e.starts_with("NOSCRIPT") => {
+                    let _ = this.send(reload, deadline).await;
+                    Err(MasterError::Reply(e))
+                }
+                (other, _) => other,
+            };
+            this.count(result)
+        }
+    }
+}
+
+/// A request in a master's FIFO, awaiting its reply.
+struct InQueue {
+    rx: oneshot::Receiver<Result<Value, MasterError>>,
+    generation: u64,
 }
 
 impl Drop for Master {

@@ -249,6 +249,49 @@ mod fake {
     }
 
     #[tokio::test]
+    async fn eval_now_enqueues_before_its_future_is_polled() {
+        // The engine leaves releases to finish in the background; they must
+        // still reach the master ahead of anything issued after them.
+        let mut f = start();
+        let mut conn = f.connect().await;
+        let m = &f.master;
+        let keys = [Bytes::from_static(b"k")];
+        let owner = [Bytes::from_static(b"me")];
+        let late = m.eval_now(&f.scripts.release, &keys, &owner, answered(), false);
+        let (later, ()) = tokio::join!(m.call(&[b"GET", b"k"], answered()), async {
+            let first = conn.command().await.expect("a command");
+            assert_eq!(first[0], Bytes::from_static(b"EVALSHA"), "{first:?}");
+            conn.reply(b":1\r\n").await;
+            conn.expect(&[b"GET", b"k"]).await;
+            conn.reply(b"$-1\r\n").await;
+        });
+        assert_eq!(later, Ok(Value::Nil));
+        assert_eq!(within(late).await, Ok(Value::Int(1)));
+    }
+
+    #[tokio::test]
+    async fn eval_now_without_fallback_reloads_instead_of_resending() {
+        let mut f = start();
+        let mut conn = f.connect().await;
+        let m = &f.master;
+        let keys = [Bytes::from_static(b"k")];
+        let owner = [Bytes::from_static(b"me")];
+        let body = f.scripts.release.body.as_bytes().to_vec();
+        let (got, ()) = tokio::join!(
+            m.eval_now(&f.scripts.release, &keys, &owner, answered(), false),
+            async {
+                let _ = conn.command().await.expect("EVALSHA");
+                conn.reply(b"-NOSCRIPT No matching script. Please use EVAL.\r\n")
+                    .await;
+                conn.expect(&[b"SCRIPT", b"LOAD", &body]).await;
+                conn.reply(b"$40\r\n0000000000000000000000000000000000000000\r\n")
+                    .await;
+            }
+        );
+        assert!(matches!(got, Err(MasterError::Reply(ref e)) if e.starts_with("NOSCRIPT")));
+    }
+
+    #[tokio::test]
     async fn pipelined_replies_are_matched_to_callers_in_order() {
         let mut f = start();
         let mut conn = f.connect().await;
