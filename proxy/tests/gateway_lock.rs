@@ -294,6 +294,48 @@ async fn master_restarted_empty_is_quarantined_then_reseeded_and_tokens_keep_ris
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_starts_late_under_immediate_bootstrap_is_initialised_not_quarantined() {
+    let mut cluster = Cluster::start(3);
+    // Not answering while the gateway initialises the other two.
+    cluster.masters[2].stop();
+    let cfg = test_config(&cluster);
+    let meta = lockgate::lock::keys::meta_key(&cfg.lock.key_prefix);
+    let gw = start_gateway(cfg).await;
+    let m = gw.engine().masters()[2].clone();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cluster.masters[2].resume();
+    // Quarantine would last max_ttl + max_acquire_time (over a minute here).
+    assert!(
+        wait_until(Duration::from_secs(5), || m.state() == MasterState::Up).await,
+        "late master not initialised: {:?}",
+        m.state()
+    );
+    let mut direct = redis::Client::open(format!("redis://{}", cluster.masters[2].address()))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the late master");
+    let mut seeded = false;
+    for _ in 0..250 {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&meta[..])
+            .query_async(&mut direct)
+            .await
+            .expect("exists");
+        if n == 1 {
+            seeded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seeded, "the late master never got its metadata record");
+    // It votes: with another master gone, grants need it.
+    cluster.masters[0].kill();
+    let mut c = client(gw.local_addr()).await;
+    assert!(acquire(&mut c, "late", 1_000).await.expect("ok").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_issue_strictly_increasing_tokens_even_with_skewed_clocks() {
     let cluster = Cluster::start(3);
     let a = start_gateway(test_config(&cluster)).await;

@@ -21,6 +21,11 @@
 //!   without a record is initialised with
 //!   `floor = max(any high-water mark read, now in µs)`. The time floor keeps
 //!   tokens above those issued before a total loss as long as clocks are sane.
+//! - **Late starters under `bootstrap = immediate`**: a master this gateway
+//!   has never seen with a record is new by the operator's word, even when
+//!   the others are already initialised (masters started together rarely
+//!   answer together), so it is initialised at once the same way instead of
+//!   being quarantined. Once seen with a record, losing it is amnesia.
 //!
 //! Seeding uses a script that creates the record only if it is still
 //! missing, so gateways racing to seed the same master cannot lower a floor.
@@ -54,8 +59,15 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let n = engine.masters().len();
     let mut first_missing: Vec<Option<Instant>> = vec![None; n];
     let mut fresh_since: Option<Instant> = None;
+    let mut ever_recorded = vec![false; n];
     loop {
-        check_once(&engine, &mut first_missing, &mut fresh_since).await;
+        check_once(
+            &engine,
+            &mut first_missing,
+            &mut fresh_since,
+            &mut ever_recorded,
+        )
+        .await;
         let margin = engine.voting() as i64 - engine.quorum() as i64;
         engine.metrics().quorum_margin.set(margin);
         tokio::select! {
@@ -98,6 +110,7 @@ async fn check_once(
     engine: &Engine,
     first_missing: &mut [Option<Instant>],
     fresh_since: &mut Option<Instant>,
+    ever_recorded: &mut [bool],
 ) {
     let n = engine.masters().len();
     let q = engine.quorum();
@@ -112,8 +125,19 @@ async fn check_once(
 
     let mut present = 0;
     let mut max_hwm = 0u64;
+    // Masters new by the operator's word: see the module docs.
+    let late: Vec<bool> = (0..n)
+        .map(|i| {
+            cfg.bootstrap == Bootstrap::Immediate
+                && records[i] == Record::Missing
+                && !ever_recorded[i]
+        })
+        .collect();
     for (i, rec) in records.iter().enumerate() {
         let m = &engine.masters()[i];
+        if let Record::Present { .. } = rec {
+            ever_recorded[i] = true;
+        }
         // An unanswered check (a busy master) keeps the last verdict; only a
         // missing record or a lost link withdraws it.
         match rec {
@@ -138,7 +162,7 @@ async fn check_once(
                 if first_missing[i].is_none() {
                     first_missing[i] = Some(now);
                 }
-                if m.recovery() != Recovery::Quarantined {
+                if m.recovery() != Recovery::Quarantined && !late[i] {
                     warn!(
                         master = m.name(),
                         quarantine_ms = u64::try_from(quarantine.as_millis()).unwrap_or(u64::MAX),
@@ -160,7 +184,18 @@ async fn check_once(
 
     if present >= q {
         *fresh_since = None;
-        for &i in &missing {
+        let floor = max_hwm.max(engine.proposer().now_us());
+        for &i in missing.iter().filter(|&&i| late[i]) {
+            if seed(engine, i, floor).await {
+                ever_recorded[i] = true;
+                engine.metrics().deployment_inits.inc();
+                info!(
+                    master = engine.masters()[i].name(),
+                    floor, "initialised a master that started after the others"
+                );
+            }
+        }
+        for &i in missing.iter().filter(|&&i| !late[i]) {
             let due = first_missing[i].is_some_and(|t| now >= t + quarantine);
             if !due && guard_on {
                 continue;
@@ -185,6 +220,7 @@ async fn check_once(
         let floor = max_hwm.max(engine.proposer().now_us());
         for &i in &missing {
             if seed(engine, i, floor).await {
+                ever_recorded[i] = true;
                 engine.metrics().deployment_inits.inc();
                 warn!(
                     master = engine.masters()[i].name(),
