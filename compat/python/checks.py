@@ -26,6 +26,11 @@ def check(name, cond, detail=""):
 
 def kill_one_master():
     """SIGKILLs the master the test harness named; returns its pid."""
+    import redis
+
+    # The gateway's view just before, for the log of a failed run.
+    info = redis.Redis(host=HOST, port=PORT).info("lockgate")
+    print("     masters before the kill:", {k: v for k, v in info.items() if k.startswith("master")}, flush=True)
     pid = int(os.environ["LOCKGATE_KILL_PID"])
     os.kill(pid, signal.SIGKILL)
     # Give the gateway's connection a moment to see the reset, as a real

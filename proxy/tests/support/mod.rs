@@ -238,3 +238,93 @@ pub async fn run_client_suite(program: &str, args: &[&str], tail: &[&str]) -> us
     drop(gw);
     passed
 }
+
+/// A raw client connection for wire-level replays: sends commands exactly as
+/// a library would and returns each reply's exact bytes.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> RawConn {
+        RawConn {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one command as a RESP array of bulk strings and returns the
+    /// raw bytes of its reply.
+    pub async fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&out).await.expect("write");
+        self.reply().await
+    }
+
+    /// [`RawConn::cmd`] with string arguments.
+    pub async fn cmd_str(&mut self, args: &[&str]) -> String {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        String::from_utf8_lossy(&self.cmd(&args).await).into_owned()
+    }
+
+    async fn reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(n) = frame_len(&self.buf) {
+                return self.buf.drain(..n).collect();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
+                .await
+                .expect("reply within 10 s")
+                .expect("read");
+            assert!(
+                n > 0,
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// The length of the first complete RESP2/RESP3 frame in `b`, if any.
+fn frame_len(b: &[u8]) -> Option<usize> {
+    let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&b[1..line_end]).ok()?;
+    let after = line_end + 2;
+    let count = |h: &str| h.parse::<i64>().ok();
+    match b.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let n = count(head)?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + usize::try_from(n).ok()? + 2;
+            (b.len() >= end).then_some(end)
+        }
+        t @ (b'*' | b'~' | b'>' | b'%' | b'|') => {
+            let n = count(head)?;
+            if n < 0 {
+                return Some(after);
+            }
+            let items = usize::try_from(n).ok()? * if matches!(t, b'%' | b'|') { 2 } else { 1 };
+            let mut at = after;
+            for _ in 0..items {
+                at += frame_len(&b[at..])?;
+            }
+            // An attribute is followed by the reply it annotates.
+            if *t == b'|' {
+                at += frame_len(&b[at..])?;
+            }
+            Some(at)
+        }
+        _ => None,
+    }
+}
