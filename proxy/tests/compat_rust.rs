@@ -190,6 +190,41 @@ async fn redis_rs_typed(resp3: bool) -> usize {
         .await
         .expect("script");
     ck.ok("redis::Script release by non-owner refused", refused == 0);
+    let extended: i64 = redis::cmd("LOCK.EXTEND")
+        .arg("rr:k")
+        .arg("tok")
+        .arg(8000)
+        .query_async(&mut a)
+        .await
+        .expect("extend");
+    ck.ok("LOCK.EXTEND by the owner", extended > 7000);
+    let refused: Option<i64> = redis::cmd("LOCK.EXTEND")
+        .arg("rr:k")
+        .arg("other")
+        .arg(8000)
+        .query_async(&mut b)
+        .await
+        .expect("extend");
+    ck.ok(
+        "LOCK.EXTEND by a non-owner refused (nil)",
+        refused.is_none(),
+    );
+    // Blocking acquire: a waiter with WAIT gets the lock once it is released.
+    let mut w = connect().await;
+    let waiter = tokio::spawn(async move {
+        let got: Value = redis::cmd("LOCK.ACQUIRE")
+            .arg("rr:k")
+            .arg(5000)
+            .arg("OWNER")
+            .arg("waiter")
+            .arg("WAIT")
+            .arg(5000)
+            .query_async(&mut w)
+            .await
+            .expect("acquire");
+        got
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.masters[0].kill();
     let released: i64 = release
         .key("rr:k")
@@ -201,6 +236,17 @@ async fn redis_rs_typed(resp3: bool) -> usize {
         "redis::Script release with one master killed",
         released == 1,
     );
+    let got = waiter.await.expect("join");
+    ck.ok(
+        "blocking acquire (WAIT) gets the lock after release",
+        matches!(got, Value::Array(ref v) if v.first() == Some(&Value::BulkString(b"waiter".to_vec()))),
+    );
+    let _: i64 = redis::cmd("LOCK.RELEASE")
+        .arg("rr:k")
+        .arg("waiter")
+        .query_async(&mut a)
+        .await
+        .expect("release");
     let pttl: i64 = a.pttl("rr:k").await.expect("pttl");
     ck.ok("PTTL of a free key is -2", pttl == -2);
     let ok: Option<String> = b.set_options("rr:exp", "t", nx_px(300)).await.expect("set");
