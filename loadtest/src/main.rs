@@ -1,1 +1,124 @@
-fn main() {}
+//! `lockgate-loadtest`: drives lock workloads against a gateway (or, for
+//! baselines, against Redis directly or through client-side Redlock),
+//! records latency percentiles, and checks every fencing token it is given.
+//!
+//! - `run`: one bounded workload; exits non-zero on any duplicate or
+//!   backwards token.
+//! - `bench`: the side-by-side comparisons of `BENCHMARKS.md`, starting and
+//!   stopping its own masters and gateways.
+
+mod bench;
+mod checker;
+mod procstat;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use workload::{Mode, RunConfig, Scenario};
+
+#[derive(Parser)]
+#[command(name = "lockgate-loadtest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one bounded workload against one target.
+    Run(RunArgs),
+    /// Run the benchmark comparisons and print the BENCHMARKS.md table.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// host:port of a gateway (or Redis for the direct baseline); for
+    /// `--mode rslock`, a comma-separated list of masters.
+    #[arg(long, default_value = "127.0.0.1:6380", value_delimiter = ',')]
+    target: Vec<String>,
+    #[arg(long, value_enum, default_value = "native")]
+    mode: Mode,
+    #[arg(long, value_enum, default_value = "unique")]
+    scenario: Scenario,
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+    /// Client connections shared by the workers (multiplexed).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    #[arg(long, default_value_t = 10_000)]
+    ttl_ms: u64,
+    /// Time each holder keeps the lock before releasing.
+    #[arg(long, default_value_t = 0)]
+    hold_ms: u64,
+    /// Measured time, after the warm-up.
+    #[arg(long, default_value_t = 10_000)]
+    duration_ms: u64,
+    /// Stop after this many lock cycles instead (whichever comes first).
+    #[arg(long)]
+    ops: Option<u64>,
+    #[arg(long, default_value_t = 1_000)]
+    warmup_ms: u64,
+    /// Number of distinct keys for zipf and rmw.
+    #[arg(long, default_value_t = 1_000)]
+    keys: u64,
+    /// Zipf exponent.
+    #[arg(long, default_value_t = 1.0)]
+    zipf_s: f64,
+    /// Upper bound of the random pause after a refused acquire.
+    #[arg(long, default_value_t = 2)]
+    busy_pause_ms: u64,
+    /// Write the result as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar (for logs and CI).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> RunConfig {
+        RunConfig {
+            targets: self.target.clone(),
+            mode: self.mode,
+            scenario: self.scenario,
+            workers: self.workers,
+            connections: self.connections,
+            ttl_ms: self.ttl_ms,
+            hold_ms: self.hold_ms,
+            duration: Duration::from_millis(self.duration_ms),
+            ops: self.ops,
+            warmup: Duration::from_millis(self.warmup_ms),
+            keys: self.keys,
+            zipf_s: self.zipf_s,
+            busy_pause_ms: self.busy_pause_ms,
+            progress: !self.no_progress,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(args) => {
+            let r = workload::run(args.config()).await?;
+            print!("{}", workload::table(&r));
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&r)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !r.safety.safe() || r.lost_updates > 0 {
+                eprintln!("SAFETY VIOLATION: see above");
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Cmd::Bench(args) => bench::run(args).await,
+    }
+}

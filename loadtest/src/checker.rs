@@ -1,0 +1,263 @@
+//! The safety checker: a simulated protected resource that enforces the
+//! fencing rule, and an offline analysis of every grant a run saw.
+//!
+//! The resource admits a write only with a token at least as high as the
+//! highest it admitted before; lower tokens are rejected as stale (that is the
+//! fencing rule doing its job, not a violation). The analysis, per lock key,
+//! reports what must never happen:
+//!
+//! - a **duplicate** token: two grants with the same token;
+//! - a **backwards** token: grant A's reply arrived before grant B was even
+//!   requested, yet `token(B) <= token(A)`;
+//!
+//! and, separately, **overlaps**: B's grant arrived while A was still
+//! relying on its lock (before A's release was sent and before A's validity
+//! ran out). Overlaps are possible under timing faults (pauses, clock jumps),
+//! which is exactly what fencing tokens are for; duplicates and backwards
+//! tokens are never acceptable.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+/// One grant as the client saw it.
+#[derive(Debug, Clone)]
+pub struct GrantRecord {
+    pub key: u64,
+    pub token: u64,
+    /// When the acquire request was sent.
+    pub requested: Instant,
+    /// When its reply arrived.
+    pub granted: Instant,
+    /// The validity the gateway reported.
+    pub validity: Duration,
+    /// When the release was sent, if it was.
+    pub released: Option<Instant>,
+}
+
+impl GrantRecord {
+    /// The end of the time the holder relied on the lock.
+    fn end(&self) -> Instant {
+        let lease_end = self.granted + self.validity;
+        self.released.map_or(lease_end, |r| r.min(lease_end))
+    }
+}
+
+/// What the analysis found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub grants: u64,
+    pub duplicate_tokens: u64,
+    pub backwards_tokens: u64,
+    pub overlapping_validity: u64,
+    pub stale_rejected: u64,
+    /// A few examples, for a human.
+    pub examples: Vec<String>,
+}
+
+impl Report {
+    /// True when nothing unacceptable happened.
+    pub fn safe(&self) -> bool {
+        self.duplicate_tokens == 0 && self.backwards_tokens == 0
+    }
+}
+
+const MAX_EXAMPLES: usize = 10;
+
+/// Analyses a whole history.
+pub fn analyse(history: &[GrantRecord], stale_rejected: u64) -> Report {
+    let mut by_key: HashMap<u64, Vec<&GrantRecord>> = HashMap::new();
+    for g in history {
+        by_key.entry(g.key).or_default().push(g);
+    }
+    let mut r = Report {
+        grants: history.len() as u64,
+        stale_rejected,
+        ..Report::default()
+    };
+    let example = |r: &mut Report, s: String| {
+        if r.examples.len() < MAX_EXAMPLES {
+            r.examples.push(s);
+        }
+    };
+    for (key, mut grants) in by_key {
+        let mut seen = HashSet::new();
+        for g in &grants {
+            if !seen.insert(g.token) {
+                r.duplicate_tokens += 1;
+                example(
+                    &mut r,
+                    format!("key {key}: token {} granted twice", g.token),
+                );
+            }
+        }
+        // Backwards: sweep grants by reply time, requests by request time,
+        // keeping the highest token among replies that came before.
+        grants.sort_by_key(|g| g.granted);
+        let mut by_request: Vec<&GrantRecord> = grants.clone();
+        by_request.sort_by_key(|g| g.requested);
+        let mut i = 0;
+        let mut highest: Option<u64> = None;
+        for b in &by_request {
+            while i < grants.len() && grants[i].granted < b.requested {
+                highest = highest.max(Some(grants[i].token));
+                i += 1;
+            }
+            if let Some(h) = highest {
+                if b.token <= h {
+                    r.backwards_tokens += 1;
+                    example(
+                        &mut r,
+                        format!(
+                            "key {key}: token {} requested after token {h} was granted",
+                            b.token
+                        ),
+                    );
+                }
+            }
+        }
+        // Overlaps: in reply order, each grant against the latest end so far.
+        let mut latest_end: Option<Instant> = None;
+        for g in &grants {
+            if latest_end.is_some_and(|e| g.granted < e) {
+                r.overlapping_validity += 1;
+            }
+            latest_end = latest_end.max(Some(g.end()));
+        }
+    }
+    r
+}
+
+/// The simulated protected resource: per key, the highest admitted token
+/// and a counter that lock-protected read-modify-writes increment.
+#[derive(Debug, Default)]
+pub struct Resource {
+    keys: DashMap<u64, (u64, u64)>,
+}
+
+impl Resource {
+    /// Reads the counter of `key`.
+    pub fn read(&self, key: u64) -> u64 {
+        self.keys.get(&key).map_or(0, |e| e.1)
+    }
+
+    /// Writes `value` under `token`; false (stale) when a higher token was
+    /// already admitted for this key.
+    pub fn write(&self, key: u64, token: u64, value: u64) -> bool {
+        let mut e = self.keys.entry(key).or_insert((0, 0));
+        if token < e.0 {
+            return false;
+        }
+        *e = (token, value);
+        true
+    }
+
+    /// The sum of every key's counter.
+    pub fn total(&self) -> u64 {
+        self.keys.iter().map(|e| e.1).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(base: Instant, ms: u64) -> Instant {
+        base + Duration::from_millis(ms)
+    }
+
+    /// A grant of `key` requested at `req`, granted at `got`, released at
+    /// `rel` (ms from `base`), valid for 1 s.
+    fn g(base: Instant, key: u64, token: u64, req: u64, got: u64, rel: u64) -> GrantRecord {
+        GrantRecord {
+            key,
+            token,
+            requested: at(base, req),
+            granted: at(base, got),
+            validity: Duration::from_secs(1),
+            released: Some(at(base, rel)),
+        }
+    }
+
+    #[test]
+    fn a_clean_serial_history_passes() {
+        let b = Instant::now();
+        let h = [
+            g(b, 1, 10, 0, 1, 5),
+            g(b, 1, 11, 5, 6, 9),
+            g(b, 2, 3, 0, 1, 2),
+        ];
+        let r = analyse(&h, 0);
+        assert_eq!(r.grants, 3);
+        assert!(r.safe(), "{r:?}");
+        assert_eq!(r.overlapping_validity, 0);
+    }
+
+    #[test]
+    fn a_duplicate_token_is_caught() {
+        let b = Instant::now();
+        let h = [g(b, 1, 10, 0, 1, 5), g(b, 1, 10, 6, 7, 9)];
+        let r = analyse(&h, 0);
+        assert_eq!(r.duplicate_tokens, 1);
+        assert!(!r.safe());
+    }
+
+    #[test]
+    fn a_token_that_goes_backwards_in_real_time_is_caught() {
+        let b = Instant::now();
+        // The second grant was requested after the first was granted.
+        let h = [g(b, 1, 10, 0, 1, 5), g(b, 1, 9, 6, 7, 9)];
+        let r = analyse(&h, 0);
+        assert_eq!(r.backwards_tokens, 1);
+        assert!(!r.safe());
+    }
+
+    #[test]
+    fn concurrent_requests_may_be_granted_in_either_token_order() {
+        let b = Instant::now();
+        // Both requested before either reply: no real-time order to respect.
+        let h = [g(b, 1, 10, 0, 3, 4), g(b, 1, 9, 1, 2, 2)];
+        let r = analyse(&h, 0);
+        assert!(r.safe(), "{r:?}");
+    }
+
+    #[test]
+    fn tokens_of_different_keys_are_independent() {
+        let b = Instant::now();
+        let h = [g(b, 1, 10, 0, 1, 2), g(b, 2, 5, 3, 4, 5)];
+        assert!(analyse(&h, 0).safe());
+    }
+
+    #[test]
+    fn overlapping_validity_is_reported_but_not_unsafe() {
+        let b = Instant::now();
+        // B granted at 3 while A held until 5 (a timing fault).
+        let h = [g(b, 1, 10, 0, 1, 5), g(b, 1, 11, 2, 3, 6)];
+        let r = analyse(&h, 0);
+        assert_eq!(r.overlapping_validity, 1);
+        assert!(r.safe());
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_ends_the_holding_time() {
+        let b = Instant::now();
+        let mut a = g(b, 1, 10, 0, 1, 5_000);
+        a.validity = Duration::from_millis(100);
+        // B granted at 200: A's lease ended at 101, so no overlap.
+        let h = [a, g(b, 1, 11, 150, 200, 300)];
+        assert_eq!(analyse(&h, 0).overlapping_validity, 0);
+    }
+
+    #[test]
+    fn the_resource_rejects_stale_tokens_and_keeps_the_value() {
+        let r = Resource::default();
+        assert!(r.write(1, 10, 1));
+        assert!(r.write(1, 10, 2), "the same holder may write again");
+        assert!(!r.write(1, 9, 3));
+        assert_eq!(r.read(1), 2);
+        assert!(r.write(1, 11, 3));
+        assert_eq!(r.total(), 3);
+    }
+}

@@ -1,0 +1,561 @@
+//! The workload driver: workers that run lock cycles against one target
+//! through a real client crate (redis-rs, or rslock for client-side
+//! Redlock), and record latencies, outcomes and every grant for the checker.
+//!
+//! A cycle is: choose a key, acquire, hold (optionally doing a fenced
+//! read-modify-write on the simulated resource), release. A refused acquire
+//! is counted as busy and retried after a short pause.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use serde::Serialize;
+
+use crate::checker::{self, GrantRecord, Report, Resource};
+use crate::stats::{Stats, Summary};
+
+/// Which keys the workers lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// A fresh key every cycle: no contention.
+    Unique,
+    /// One key for every worker.
+    Hot,
+    /// Keys drawn from a Zipf distribution over `keys` keys.
+    Zipf,
+    /// Zipf keys, and each hold does a fenced read-modify-write.
+    Rmw,
+}
+
+/// How a lock is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `LOCK.ACQUIRE key ttl` / `LOCK.RELEASE key owner` (gateway only).
+    Native,
+    /// `SET key owner NX PX ttl` / redis-py's release script by EVALSHA;
+    /// against a gateway, tokens come from `LOCK.TOKENS ON` (RESP3).
+    Dropin,
+    /// rslock's client-side Redlock over the `--target` addresses.
+    Rslock,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunConfig {
+    /// One address, or (rslock) one per master.
+    pub targets: Vec<String>,
+    pub mode: Mode,
+    pub scenario: Scenario,
+    pub workers: usize,
+    pub connections: usize,
+    pub ttl_ms: u64,
+    pub hold_ms: u64,
+    pub duration: Duration,
+    /// Stop after this many cycles (whichever of this and `duration` comes
+    /// first).
+    pub ops: Option<u64>,
+    pub warmup: Duration,
+    pub keys: u64,
+    pub zipf_s: f64,
+    pub busy_pause_ms: u64,
+    pub progress: bool,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub config: RunConfig,
+    /// Measured seconds (after warm-up).
+    pub seconds: f64,
+    pub acquire_granted: Summary,
+    pub acquire_busy: Summary,
+    pub release: Summary,
+    pub cycle: Summary,
+    pub release_not_held: u64,
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Whether grants carried fencing tokens (the checker needs them).
+    pub tokens: bool,
+    pub safety: Report,
+    /// Read-modify-writes admitted by the resource, and lost updates
+    /// (admitted writes the final counters do not account for).
+    pub rmw_writes: u64,
+    pub lost_updates: u64,
+}
+
+/// A lock the worker holds.
+struct Held {
+    name: String,
+    owner: Vec<u8>,
+    token: Option<u64>,
+    validity: Duration,
+    rs: Option<rslock::Lock>,
+}
+
+enum Acquired {
+    Granted(Held),
+    Busy,
+}
+
+/// One worker's connection to the target.
+#[derive(Clone)]
+enum Client {
+    Native(MultiplexedConnection),
+    Dropin {
+        conn: MultiplexedConnection,
+        release: Arc<redis::Script>,
+        tokens: bool,
+    },
+    Rslock(rslock::LockManager),
+}
+
+/// redis-py's `Lock` release script, byte for byte.
+const REDIS_PY_RELEASE: &str = "\n        local token = redis.call('get', KEYS[1])\n        if not token or token ~= ARGV[1] then\n            return 0\n        end\n        redis.call('del', KEYS[1])\n        return 1\n    ";
+
+fn kind(e: &redis::RedisError) -> String {
+    e.code()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:?}", e.kind()))
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+impl Client {
+    async fn connect(cfg: &RunConfig) -> anyhow::Result<Client> {
+        let first = cfg.targets.first().context("no target")?;
+        match cfg.mode {
+            Mode::Native => {
+                let c = redis::Client::open(format!("redis://{first}/"))?;
+                Ok(Client::Native(c.get_multiplexed_async_connection().await?))
+            }
+            Mode::Dropin => {
+                let c = redis::Client::open(format!("redis://{first}/?protocol=resp3"))?;
+                let mut conn = c.get_multiplexed_async_connection().await?;
+                // A gateway hands out tokens as RESP3 attributes on request;
+                // a plain Redis refuses the command and has no tokens.
+                let tokens = redis::cmd("LOCK.TOKENS")
+                    .arg("ON")
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .is_ok();
+                Ok(Client::Dropin {
+                    conn,
+                    release: Arc::new(redis::Script::new(REDIS_PY_RELEASE)),
+                    tokens,
+                })
+            }
+            Mode::Rslock => {
+                let urls: Vec<String> = cfg
+                    .targets
+                    .iter()
+                    .map(|t| format!("redis://{t}/"))
+                    .collect();
+                let mut m = rslock::LockManager::new(urls);
+                // One try per cycle: the driver counts and paces retries.
+                m.set_retry(1, Duration::from_millis(1));
+                Ok(Client::Rslock(m))
+            }
+        }
+    }
+
+    fn has_tokens(&self) -> bool {
+        match self {
+            Client::Native(_) => true,
+            Client::Dropin { tokens, .. } => *tokens,
+            Client::Rslock(_) => false,
+        }
+    }
+
+    async fn acquire(&mut self, name: &str, ttl_ms: u64) -> Result<Acquired, String> {
+        match self {
+            Client::Native(c) => {
+                let v: Value = redis::cmd("LOCK.ACQUIRE")
+                    .arg(name)
+                    .arg(ttl_ms)
+                    .query_async(c)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                match v {
+                    Value::Array(items) => match items.as_slice() {
+                        [Value::BulkString(owner), token, validity] => {
+                            Ok(Acquired::Granted(Held {
+                                name: name.to_string(),
+                                owner: owner.clone(),
+                                token: int(token).and_then(|t| u64::try_from(t).ok()),
+                                validity: Duration::from_millis(
+                                    int(validity)
+                                        .and_then(|v| u64::try_from(v).ok())
+                                        .unwrap_or(0),
+                                ),
+                                rs: None,
+                            }))
+                        }
+                        _ => Err("unexpected reply".into()),
+                    },
+                    Value::Nil => Ok(Acquired::Busy),
+                    _ => Err("unexpected reply".into()),
+                }
+            }
+            Client::Dropin { conn, .. } => {
+                let owner: [u8; 16] = rand::random();
+                let owner = owner.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                let v: Value = redis::cmd("SET")
+                    .arg(name)
+                    .arg(&owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(conn)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                let (ok, attrs) = match v {
+                    Value::Attribute { data, attributes } => (*data == Value::Okay, attributes),
+                    Value::Okay => (true, Vec::new()),
+                    Value::Nil => (false, Vec::new()),
+                    _ => return Err("unexpected reply".into()),
+                };
+                if !ok {
+                    return Ok(Acquired::Busy);
+                }
+                let attr = |k: &[u8]| {
+                    attrs.iter().find_map(|(a, v)| match a {
+                        Value::BulkString(a) if a == k => int(v),
+                        Value::SimpleString(a) if a.as_bytes() == k => int(v),
+                        _ => None,
+                    })
+                };
+                Ok(Acquired::Granted(Held {
+                    name: name.to_string(),
+                    owner: owner.into_bytes(),
+                    token: attr(b"token").and_then(|t| u64::try_from(t).ok()),
+                    validity: Duration::from_millis(
+                        attr(b"validity_ms")
+                            .and_then(|v| u64::try_from(v).ok())
+                            .unwrap_or(ttl_ms),
+                    ),
+                    rs: None,
+                }))
+            }
+            Client::Rslock(m) => match m.lock(name.as_bytes(), Duration::from_millis(ttl_ms)).await
+            {
+                Ok(l) => Ok(Acquired::Granted(Held {
+                    name: name.to_string(),
+                    owner: l.val.clone(),
+                    token: None,
+                    validity: Duration::from_millis(l.validity_time as u64),
+                    rs: Some(l),
+                })),
+                Err(rslock::LockError::Unavailable) => Ok(Acquired::Busy),
+                Err(e) => Err(format!("{e}")),
+            },
+        }
+    }
+
+    /// True when the lock was still held by this owner.
+    async fn release(&mut self, h: Held) -> Result<bool, String> {
+        match self {
+            Client::Native(c) => {
+                let n: i64 = redis::cmd("LOCK.RELEASE")
+                    .arg(&h.name)
+                    .arg(&h.owner)
+                    .query_async(c)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                Ok(n == 1)
+            }
+            Client::Dropin { conn, release, .. } => {
+                let n: i64 = release
+                    .key(&h.name)
+                    .arg(&h.owner)
+                    .invoke_async(conn)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                Ok(n == 1)
+            }
+            Client::Rslock(m) => {
+                if let Some(l) = &h.rs {
+                    m.unlock(l).await;
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Picks keys for one worker.
+struct Keys {
+    scenario: Scenario,
+    worker: u64,
+    seq: u64,
+    zipf: Option<Zipf<f64>>,
+}
+
+impl Keys {
+    fn new(cfg: &RunConfig, worker: u64) -> anyhow::Result<Keys> {
+        let zipf = match cfg.scenario {
+            Scenario::Zipf | Scenario::Rmw => {
+                Some(Zipf::new(cfg.keys.max(1) as f64, cfg.zipf_s).context("zipf parameters")?)
+            }
+            _ => None,
+        };
+        Ok(Keys {
+            scenario: cfg.scenario,
+            worker,
+            seq: 0,
+            zipf,
+        })
+    }
+
+    /// A key id (for the checker).
+    fn next(&mut self, rng: &mut impl Rng) -> u64 {
+        self.seq += 1;
+        match (self.scenario, &self.zipf) {
+            (Scenario::Unique, _) => (self.worker << 40) | self.seq,
+            (Scenario::Hot, _) => 0,
+            (_, Some(z)) => z.sample(rng) as u64,
+            (_, None) => 0,
+        }
+    }
+}
+
+struct Shared {
+    cfg: RunConfig,
+    run_id: u64,
+    stop: AtomicBool,
+    cycles: AtomicU64,
+    measure_from: Instant,
+    resource: Resource,
+    rmw_writes: AtomicU64,
+    stale: AtomicU64,
+}
+
+async fn worker(
+    shared: Arc<Shared>,
+    mut client: Client,
+    id: u64,
+) -> anyhow::Result<(Stats, Vec<GrantRecord>)> {
+    let cfg = &shared.cfg;
+    let mut keys = Keys::new(cfg, id)?;
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut stats = Stats::default();
+    let mut history = Vec::new();
+    let tokens = client.has_tokens();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let key = keys.next(&mut rng);
+        let name = format!("lt:{}:{key}", shared.run_id);
+        let start = Instant::now();
+        let measured = start >= shared.measure_from;
+        match client.acquire(&name, cfg.ttl_ms).await {
+            Ok(Acquired::Granted(held)) => {
+                let granted = Instant::now();
+                if measured {
+                    stats.granted(granted - start);
+                }
+                if cfg.hold_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(cfg.hold_ms)).await;
+                }
+                if cfg.scenario == Scenario::Rmw {
+                    let token = held.token.unwrap_or(0);
+                    let v = shared.resource.read(key);
+                    if shared.resource.write(key, token, v + 1) {
+                        shared.rmw_writes.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        shared.stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let (token, validity) = (held.token, held.validity);
+                let rel_start = Instant::now();
+                match client.release(held).await {
+                    Ok(was_held) if measured => stats.released(rel_start.elapsed(), was_held),
+                    Ok(_) => {}
+                    Err(e) => stats.error(&e),
+                }
+                if measured {
+                    stats.cycle(start.elapsed());
+                }
+                if let (true, Some(token)) = (tokens, token) {
+                    history.push(GrantRecord {
+                        key,
+                        token,
+                        requested: start,
+                        granted,
+                        validity,
+                        released: Some(rel_start),
+                    });
+                }
+                let done = shared.cycles.fetch_add(1, Ordering::Relaxed) + 1;
+                if cfg.ops.is_some_and(|n| done >= n) {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(Acquired::Busy) => {
+                if measured {
+                    stats.busy(start.elapsed());
+                }
+                if cfg.busy_pause_ms > 0 {
+                    let pause = rng.random_range(0..=cfg.busy_pause_ms);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+            Err(e) => {
+                stats.error(&e);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    Ok((stats, history))
+}
+
+/// Runs one bounded workload and analyses it.
+pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
+    if cfg.workers == 0 || cfg.connections == 0 {
+        bail!("--workers and --connections must be at least 1");
+    }
+    let mut clients = Vec::with_capacity(cfg.connections);
+    for _ in 0..cfg.connections {
+        clients.push(
+            Client::connect(&cfg)
+                .await
+                .with_context(|| format!("connecting to {}", cfg.targets.join(",")))?,
+        );
+    }
+    let tokens = clients.iter().all(Client::has_tokens);
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        run_id: rand::random::<u32>().into(),
+        stop: AtomicBool::new(false),
+        cycles: AtomicU64::new(0),
+        measure_from: start + cfg.warmup,
+        resource: Resource::default(),
+        rmw_writes: AtomicU64::new(0),
+        stale: AtomicU64::new(0),
+        cfg: cfg.clone(),
+    });
+    let mut tasks = Vec::with_capacity(cfg.workers);
+    for w in 0..cfg.workers {
+        let client = clients[w % clients.len()].clone();
+        tasks.push(tokio::spawn(worker(shared.clone(), client, w as u64)));
+    }
+    let bar = if cfg.progress {
+        let total = cfg.warmup + cfg.duration;
+        let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let end = start + cfg.warmup + cfg.duration;
+    while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(b) = &bar {
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            let n = shared.cycles.load(Ordering::Relaxed);
+            b.set_position(start.elapsed().as_millis() as u64);
+            b.set_message(format!("{n} cycles, {:.0}/s", n as f64 / secs));
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let measured_until = Instant::now();
+    let mut stats = Stats::default();
+    let mut history = Vec::new();
+    for t in tasks {
+        let (s, h) = t.await.context("worker panicked")??;
+        stats.merge(&s);
+        history.extend(h);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let seconds = measured_until
+        .saturating_duration_since(shared.measure_from)
+        .as_secs_f64();
+    let safety = checker::analyse(&history, shared.stale.load(Ordering::Relaxed));
+    let rmw_writes = shared.rmw_writes.load(Ordering::Relaxed);
+    let lost_updates = rmw_writes.saturating_sub(shared.resource.total());
+    Ok(RunResult {
+        seconds,
+        acquire_granted: Summary::of(&stats.acquire_granted, seconds),
+        acquire_busy: Summary::of(&stats.acquire_busy, seconds),
+        release: Summary::of(&stats.release, seconds),
+        cycle: Summary::of(&stats.cycle, seconds),
+        release_not_held: stats.release_not_held,
+        errors: stats.errors,
+        tokens,
+        safety,
+        rmw_writes,
+        lost_updates,
+        config: cfg,
+    })
+}
+
+/// The human summary of a run.
+pub fn table(r: &RunResult) -> String {
+    let mut s = format!(
+        "{} x{} workers over {} connection(s), {:?} {:?}, {:.1} s measured\n",
+        r.config.targets.join(","),
+        r.config.workers,
+        r.config.connections,
+        r.config.mode,
+        r.config.scenario,
+        r.seconds
+    );
+    s.push_str(&format!(
+        "{:<18} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "op", "count", "per s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "max ms"
+    ));
+    for (name, x) in [
+        ("acquire granted", &r.acquire_granted),
+        ("acquire busy", &r.acquire_busy),
+        ("release", &r.release),
+        ("full cycle", &r.cycle),
+    ] {
+        s.push_str(&format!(
+            "{name:<18} {:>10} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}\n",
+            x.count, x.per_sec, x.p50_ms, x.p90_ms, x.p99_ms, x.p999_ms, x.max_ms
+        ));
+    }
+    if r.release_not_held > 0 {
+        s.push_str(&format!(
+            "releases that found the lock gone: {}\n",
+            r.release_not_held
+        ));
+    }
+    for (k, v) in &r.errors {
+        s.push_str(&format!("errors {k}: {v}\n"));
+    }
+    let c = &r.safety;
+    if r.tokens {
+        s.push_str(&format!(
+            "safety: {} grants checked, {} duplicate tokens, {} backwards tokens, {} overlapping validity windows, {} stale writes rejected\n",
+            c.grants, c.duplicate_tokens, c.backwards_tokens, c.overlapping_validity, c.stale_rejected
+        ));
+    } else {
+        s.push_str("safety: no fencing tokens from this target (direct Redis or client-side Redlock); tokens not checked\n");
+    }
+    if r.config.scenario == Scenario::Rmw {
+        s.push_str(&format!(
+            "read-modify-write: {} writes admitted, {} lost updates\n",
+            r.rmw_writes, r.lost_updates
+        ));
+    }
+    for e in &c.examples {
+        s.push_str(&format!("  violation: {e}\n"));
+    }
+    s
+}

@@ -1,0 +1,117 @@
+//! CI smoke run: the real `lockgate-loadtest` binary drives a gateway over
+//! three real masters for a few seconds, in native and drop-in mode, with
+//! the safety checker on; any duplicate or backwards token fails the run.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lockgate::config::{Bootstrap, Config, MasterConfig};
+use lockgate::dev::LocalRedis;
+use lockgate::server::Gateway;
+
+async fn gateway(masters: &[LocalRedis]) -> Gateway {
+    let mut c = Config {
+        listen: "127.0.0.1:0".into(),
+        admin_listen: String::new(),
+        masters: masters
+            .iter()
+            .map(|m| MasterConfig::plain(m.address()))
+            .collect(),
+        ..Config::default()
+    };
+    c.lock.bootstrap = Bootstrap::Immediate;
+    // A loaded 2-core CI machine runs other tests beside this one.
+    c.master.timeout = Duration::from_millis(200);
+    let gw = Gateway::start(c).await.expect("gateway starts");
+    assert!(
+        gw.wait_ready(Duration::from_secs(10)).await,
+        "gateway ready"
+    );
+    gw
+}
+
+fn drive(addr: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockgate-loadtest"))
+        .args([
+            "run",
+            "--target",
+            addr,
+            "--no-progress",
+            "--warmup-ms",
+            "200",
+        ])
+        .args(args)
+        .output()
+        .expect("run lockgate-loadtest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "loadtest failed: {text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_run_against_three_masters_has_no_token_violations() {
+    let masters: Vec<LocalRedis> = (0..3)
+        .map(|_| LocalRedis::start().expect("redis-server must be installed"))
+        .collect();
+    let gw = gateway(&masters).await;
+    let addr = gw.local_addr().to_string();
+    let runs: [&[&str]; 3] = [
+        &[
+            "--scenario",
+            "hot",
+            "--workers",
+            "16",
+            "--duration-ms",
+            "2000",
+        ],
+        &[
+            "--scenario",
+            "rmw",
+            "--workers",
+            "16",
+            "--keys",
+            "20",
+            "--duration-ms",
+            "2000",
+        ],
+        &[
+            "--mode",
+            "dropin",
+            "--scenario",
+            "zipf",
+            "--workers",
+            "8",
+            "--duration-ms",
+            "1500",
+        ],
+    ];
+    for args in runs {
+        let addr = addr.clone();
+        let text = tokio::task::spawn_blocking(move || drive(&addr, args))
+            .await
+            .expect("join");
+        let safety = text
+            .lines()
+            .find(|l| l.starts_with("safety: "))
+            .expect("a safety line");
+        assert!(
+            safety.contains(" 0 duplicate tokens, 0 backwards tokens"),
+            "{safety}"
+        );
+        let grants: u64 = safety
+            .trim_start_matches("safety: ")
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("grant count");
+        assert!(grants > 20, "too few grants checked: {safety}");
+        if args.contains(&"rmw") {
+            assert!(text.contains(", 0 lost updates"), "{text}");
+        }
+    }
+}
