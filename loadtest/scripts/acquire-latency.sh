@@ -24,7 +24,7 @@ echo 'columns: "test","rps","avg_ms","min_ms","p50_ms","p95_ms","p99_ms","max_ms
 echo "healthy (5 of 5):"
 bench
 VICTIM=$(redis-cli -p $PORT INFO lockgate | awk -F'[=:,]' '/^master0:/ {print $4}')
-PID=$(pgrep -f "redis-server.*[:]$VICTIM( |$)" | head -1)
+PID=$(pgrep -f "redis-server.*[:]$VICTIM( |$)" | awk "NR==1")
 kill -STOP "$PID"
 echo "1 of 5 SIGSTOPped (port $VICTIM):"
 bench

@@ -5,6 +5,11 @@
 //! several rounds, reports medians and the ratios, and stops everything.
 //! Absolute numbers drift on a shared 2-core machine; the ratios, measured
 //! within one run, are the result.
+//!
+//! Sections (`--only` / `--skip`): `overhead`, `redlock`, `degraded`,
+//! `connections`, and `etcd`, which also starts a single-node `etcd` and
+//! needs the `etcd` cargo feature; without it, or without `etcd` on PATH,
+//! the etcd rows are skipped with one line saying how to enable them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -39,9 +44,12 @@ pub struct BenchArgs {
     /// Idle client connections for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
-    /// Sections to leave out: overhead, redlock, degraded, connections.
+    /// Sections to leave out: overhead, redlock, degraded, connections, etcd.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
+    /// Run only these sections (same names as --skip), e.g. `--only etcd`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -121,6 +129,7 @@ struct Row {
     acquire_p50_ms: f64,
     acquire_p99_ms: f64,
     errors: u64,
+    error_kinds: String,
     unsafe_runs: usize,
 }
 
@@ -145,6 +154,19 @@ fn row(label: &str, workers: usize, runs: &[RunResult]) -> Row {
         acquire_p50_ms: median(runs.iter().map(|r| r.acquire_granted.p50_ms).collect()),
         acquire_p99_ms: median(runs.iter().map(|r| r.acquire_granted.p99_ms).collect()),
         errors: runs.iter().map(|r| r.errors.values().sum::<u64>()).sum(),
+        error_kinds: {
+            let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+            for r in runs {
+                for (k, v) in &r.errors {
+                    *kinds.entry(k.clone()).or_default() += v;
+                }
+            }
+            kinds
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
         unsafe_runs: runs.iter().filter(|r| !r.safety.safe()).count(),
     }
 }
@@ -162,6 +184,31 @@ impl Report {
         println!("  {what}: {v:.2}x");
         self.ratios.push((what, v));
     }
+
+    /// Records `a / b` for each metric, labelled "`what` <metric>".
+    fn compare(&mut self, what: &str, a: &Row, b: &Row, metrics: &[Metric]) {
+        for m in metrics {
+            let (label, va, vb) = match m {
+                Metric::Cycles => ("cycle throughput", a.cycles_per_sec, b.cycles_per_sec),
+                Metric::P50 => ("acquire p50", a.acquire_p50_ms, b.acquire_p50_ms),
+                Metric::P99 => ("acquire p99", a.acquire_p99_ms, b.acquire_p99_ms),
+            };
+            self.ratio(format!("{what} {label}"), va / vb);
+        }
+    }
+}
+
+/// What [`Report::compare`] divides.
+enum Metric {
+    Cycles,
+    P50,
+    P99,
+}
+
+/// Every cycle the runs made, warm-up included, so CPU measured around whole
+/// runs is divided by the cycles that spent it.
+fn cycles_total(runs: &[RunResult]) -> f64 {
+    runs.iter().map(|r| r.cycles_total as f64).sum()
 }
 
 fn cfg(args: &BenchArgs, targets: Vec<String>, mode: Mode, workers: usize) -> RunConfig {
@@ -222,11 +269,34 @@ fn gateway_bin(args: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn skip(args: &BenchArgs, section: &str) -> bool {
-    args.skip.iter().any(|s| s == section)
+/// Total CPU seconds of every master so far.
+fn masters_cpu(masters: &[LocalRedis]) -> f64 {
+    masters
+        .iter()
+        .filter_map(|m| m.pid().and_then(procstat::cpu))
+        .map(|d| d.as_secs_f64())
+        .sum()
+}
+
+const SECTIONS: [&str; 5] = ["overhead", "redlock", "degraded", "connections", "etcd"];
+
+fn selected(args: &BenchArgs, section: &str) -> bool {
+    (args.only.is_empty() || args.only.iter().any(|s| s == section))
+        && !args.skip.iter().any(|s| s == section)
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(bad) = args
+        .only
+        .iter()
+        .chain(&args.skip)
+        .find(|s| !SECTIONS.contains(&s.as_str()))
+    {
+        bail!(
+            "unknown bench section '{bad}': expected one of {}",
+            SECTIONS.join(", ")
+        );
+    }
     let bin = gateway_bin(&args)?;
     let masters = lockgate::dev::start_masters(5).context("starting redis-server masters")?;
     let all: Vec<&LocalRedis> = masters.iter().collect();
@@ -236,7 +306,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     println!("machine: {}", rep.machine);
 
-    if !skip(&args, "overhead") {
+    if selected(&args, "overhead") {
         println!("== overhead: gateway over 1 master vs that master directly (SET NX PX + EVALSHA release)");
         let gw1 = Gateway::start(&bin, &all[..1], &[]).await?;
         for &w in &args.workers {
@@ -246,85 +316,75 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 b.push(one(cfg(&args, vec![masters[0].address()], Mode::Dropin, w)).await?);
             }
             let (ra, rb) = (row("gateway, 1 master", w, &a), row("direct Redis", w, &b));
-            rep.ratio(
-                format!("overhead W={w}: gateway/direct cycle throughput"),
-                ra.cycles_per_sec / rb.cycles_per_sec,
-            );
-            rep.ratio(
-                format!("overhead W={w}: gateway/direct acquire p50"),
-                ra.acquire_p50_ms / rb.acquire_p50_ms,
+            rep.compare(
+                &format!("overhead W={w}: gateway/direct"),
+                &ra,
+                &rb,
+                &[Metric::Cycles, Metric::P50],
             );
             rep.rows.push(ra);
             rep.rows.push(rb);
         }
     }
 
-    let gw5 = Gateway::start(&bin, &all, &[]).await?;
+    let gw5 = if selected(&args, "redlock") || selected(&args, "degraded") {
+        Some(Gateway::start(&bin, &all, &[]).await?)
+    } else {
+        None
+    };
     let five: Vec<String> = masters.iter().map(|m| m.address()).collect();
-    if !skip(&args, "redlock") {
+    if let (true, Some(gw5)) = (selected(&args, "redlock"), &gw5) {
         println!("== client-side Redlock: gateway over 5 masters vs rslock over the same 5");
         for &w in &args.workers {
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            let master_cpu0: Vec<_> = masters
-                .iter()
-                .map(|m| m.pid().and_then(procstat::cpu))
-                .collect();
-            let gw_cpu0 = procstat::cpu(gw5.pid());
+            // Master CPU is measured around each run, so the gateway's and
+            // rslock's per-cycle costs are told apart.
+            let (mut cpu_a, mut cpu_b) = (0.0f64, 0.0f64);
+            let mut gw_cpu = 0.0f64;
             for _ in 0..args.rounds {
+                let (m0, g0) = (masters_cpu(&masters), procstat::cpu(gw5.pid()));
                 a.push(one(cfg(&args, vec![gw5.addr.clone()], Mode::Native, w)).await?);
+                let (m1, g1) = (masters_cpu(&masters), procstat::cpu(gw5.pid()));
+                cpu_a += m1 - m0;
+                if let (Some(g0), Some(g1)) = (g0, g1) {
+                    gw_cpu += (g1 - g0).as_secs_f64();
+                }
                 b.push(one(cfg(&args, five.clone(), Mode::Rslock, w)).await?);
+                cpu_b += masters_cpu(&masters) - m1;
             }
             let (ra, rb) = (
                 row("gateway, 5 masters", w, &a),
                 row("rslock, 5 masters", w, &b),
             );
-            rep.ratio(
-                format!("redlock W={w}: gateway/rslock cycle throughput"),
-                ra.cycles_per_sec / rb.cycles_per_sec,
-            );
-            rep.ratio(
-                format!("redlock W={w}: gateway/rslock acquire p50"),
-                ra.acquire_p50_ms / rb.acquire_p50_ms,
-            );
-            rep.ratio(
-                format!("redlock W={w}: gateway/rslock acquire p99"),
-                ra.acquire_p99_ms / rb.acquire_p99_ms,
+            rep.compare(
+                &format!("redlock W={w}: gateway/rslock"),
+                &ra,
+                &rb,
+                &[Metric::Cycles, Metric::P50, Metric::P99],
             );
             if w == *args.workers.iter().max().unwrap_or(&w) {
-                // Master CPU per cycle covers both A and B runs; the gateway
-                // runs ran a script on every master per cycle, as rslock's
-                // SET/EVAL do, so the per-cycle cost is comparable.
-                let cycles: f64 = a.iter().chain(&b).map(|r| r.cycle.count as f64).sum();
-                let master_cpu: f64 = masters
-                    .iter()
-                    .zip(&master_cpu0)
-                    .filter_map(|(m, c0)| {
-                        Some((m.pid().and_then(procstat::cpu)? - (*c0)?).as_secs_f64())
-                    })
-                    .sum();
-                let per_cycle_us = master_cpu / cycles * 1e6;
+                let per_a = cpu_a / cycles_total(&a) * 1e6;
+                let per_b = cpu_b / cycles_total(&b) * 1e6;
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-                let bound = cores * 1e6 / per_cycle_us;
+                let bound = cores * 1e6 / per_a;
                 rep.notes.push(format!(
-                    "ceiling: the 5 masters used {per_cycle_us:.1} µs of CPU per lock cycle (all 5 together, W={w}); \
-                     with {cores} cores that bounds any 5-master Redlock at {bound:.0} cycles/s; the gateway reached {:.0} ({:.0}% of the bound)",
+                    "ceiling (W={w}): per lock cycle the 5 masters together used {per_a:.1} µs of CPU under the gateway \
+                     (its acquire script also raises the fencing register) and {per_b:.1} µs under rslock; with {cores} cores \
+                     the masters alone bound a 5-master gateway at {bound:.0} cycles/s; it reached {:.0} ({:.0}% of that bound)",
                     ra.cycles_per_sec,
                     100.0 * ra.cycles_per_sec / bound
                 ));
-                if let (Some(c1), Some(c0)) = (procstat::cpu(gw5.pid()), gw_cpu0) {
-                    let gw_cycles: f64 = a.iter().map(|r| r.cycle.count as f64).sum();
-                    rep.notes.push(format!(
-                        "gateway CPU: {:.3} s per 1,000 lock cycles (5 masters, W={w})",
-                        (c1 - c0).as_secs_f64() / gw_cycles * 1000.0
-                    ));
-                }
+                rep.notes.push(format!(
+                    "gateway CPU: {:.3} s per 1,000 lock cycles (5 masters, W={w})",
+                    gw_cpu / cycles_total(&a) * 1000.0
+                ));
             }
             rep.rows.push(ra);
             rep.rows.push(rb);
         }
     }
 
-    if !skip(&args, "degraded") {
+    if let (true, Some(gw5)) = (selected(&args, "degraded"), &gw5) {
         println!("== degraded: gateway over 5 masters, 1 SIGSTOPped vs all healthy");
         for &w in &args.workers {
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -340,13 +400,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 row("gateway, 5 healthy", w, &a),
                 row("gateway, 1 of 5 stopped", w, &b),
             );
-            rep.ratio(
-                format!("degraded W={w}: stopped/healthy cycle throughput"),
-                rb.cycles_per_sec / ra.cycles_per_sec,
-            );
-            rep.ratio(
-                format!("degraded W={w}: stopped/healthy acquire p99"),
-                rb.acquire_p99_ms / ra.acquire_p99_ms,
+            rep.compare(
+                &format!("degraded W={w}: stopped/healthy"),
+                &rb,
+                &ra,
+                &[Metric::Cycles, Metric::P99],
             );
             rep.rows.push(ra);
             rep.rows.push(rb);
@@ -364,7 +422,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
-    if !skip(&args, "connections") {
+    if selected(&args, "connections") {
         println!(
             "== connections: RSS of one gateway holding {} idle clients",
             args.idle_connections
@@ -392,10 +450,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
         drop(conns);
     }
-    rep.notes.push(
-        "etcd: not run here: Debian's etcd-server and the etcd-client crate (which needs protobuf-compiler) are not installed by this bench"
-            .to_string(),
-    );
+    if selected(&args, "etcd") {
+        etcd_section(&args, &bin, &all[..3], &mut rep).await?;
+    }
 
     println!();
     println!(
@@ -432,5 +489,101 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if rep.rows.iter().any(|r| r.unsafe_runs > 0) {
         bail!("a bench run saw duplicate or backwards fencing tokens");
     }
+    Ok(())
+}
+
+/// Says why the etcd rows are missing and how to get them. An explicit
+/// `--only etcd` that cannot run is an error rather than an empty table.
+fn etcd_skipped(args: &BenchArgs, rep: &mut Report, why: &str) -> anyhow::Result<()> {
+    let line = format!(
+        "etcd rows skipped: {why}; to enable them: apt-get install etcd-server protobuf-compiler libprotobuf-dev, \
+         then cargo build --release -p lockgate-loadtest --features etcd"
+    );
+    if args.only.iter().any(|s| s == "etcd") {
+        bail!("{line}");
+    }
+    println!("{line}");
+    rep.notes.push(line);
+    Ok(())
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn etcd_section(
+    args: &BenchArgs,
+    _bin: &PathBuf,
+    _masters: &[&LocalRedis],
+    rep: &mut Report,
+) -> anyhow::Result<()> {
+    etcd_skipped(args, rep, "this build has no `etcd` feature")
+}
+
+/// The gateway over 3 masters against a single-node etcd, both on this
+/// machine, both with W workers sharing one client connection, A/B
+/// interleaved per round. The etcd cycle is defined in `workload::etcd`.
+#[cfg(feature = "etcd")]
+async fn etcd_section(
+    args: &BenchArgs,
+    bin: &PathBuf,
+    masters: &[&LocalRedis],
+    rep: &mut Report,
+) -> anyhow::Result<()> {
+    use crate::etcd_server::{self, LocalEtcd};
+
+    if !etcd_server::installed() {
+        return etcd_skipped(args, rep, "`etcd` is not on PATH");
+    }
+    let etcd = tokio::task::spawn_blocking(LocalEtcd::start)
+        .await
+        .context("starting etcd")??;
+    let version = etcd_server::version();
+    println!(
+        "== etcd: gateway over 3 masters vs {version}, single node (lease grant + lock, unlock + lease revoke)"
+    );
+    let gw3 = Gateway::start(bin, masters, &[]).await?;
+    let backend_cpu = || -> f64 {
+        masters
+            .iter()
+            .filter_map(|m| m.pid().and_then(procstat::cpu))
+            .chain(procstat::cpu(gw3.pid()))
+            .map(|d| d.as_secs_f64())
+            .sum()
+    };
+    let etcd_cpu = || procstat::cpu(etcd.pid()).map_or(0.0, |d| d.as_secs_f64());
+    let max_w = args.workers.iter().copied().max().unwrap_or(1);
+    for &w in &args.workers {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut cpu_a, mut cpu_b) = (0.0f64, 0.0f64);
+        for _ in 0..args.rounds {
+            let c0 = backend_cpu();
+            a.push(one(cfg(args, vec![gw3.addr.clone()], Mode::Native, w)).await?);
+            cpu_a += backend_cpu() - c0;
+            let e0 = etcd_cpu();
+            b.push(one(cfg(args, vec![etcd.address()], Mode::Etcd, w)).await?);
+            cpu_b += etcd_cpu() - e0;
+        }
+        let (ra, rb) = (
+            row("gateway, 3 masters", w, &a),
+            row("etcd, single node", w, &b),
+        );
+        rep.compare(
+            &format!("etcd W={w}: gateway(3)/etcd"),
+            &ra,
+            &rb,
+            &[Metric::Cycles, Metric::P50, Metric::P99],
+        );
+        if w == max_w {
+            rep.notes.push(format!(
+                "etcd CPU (W={w}): per lock cycle the gateway and its 3 masters together used {:.1} µs, \
+                 etcd {:.1} µs ({version}, WAL fsynced as etcd does by default; the masters run \
+                 without persistence)",
+                cpu_a / cycles_total(&a).max(1.0) * 1e6,
+                cpu_b / cycles_total(&b).max(1.0) * 1e6,
+            ));
+        }
+        rep.rows.push(ra);
+        rep.rows.push(rb);
+    }
+    drop(gw3);
+    drop(etcd);
     Ok(())
 }

@@ -143,6 +143,21 @@ impl Resource {
         self.keys.get(&key).map_or(0, |e| e.1)
     }
 
+    /// Reads the counter of `key` under `token`, as a resource that checks
+    /// fencing tokens on every access does: `None` (stale) when a higher
+    /// token was already seen. A read raises the key's token, so the holder
+    /// whose lease ran out cannot write back what it read before: without
+    /// this, two overlapping holders could both read, both write, and lose
+    /// an update although every write carried an increasing token.
+    pub fn read_fenced(&self, key: u64, token: u64) -> Option<u64> {
+        let mut e = self.keys.entry(key).or_insert((0, 0));
+        if token < e.0 {
+            return None;
+        }
+        e.0 = token;
+        Some(e.1)
+    }
+
     /// Writes `value` under `token`; false (stale) when a higher token was
     /// already admitted for this key.
     pub fn write(&self, key: u64, token: u64, value: u64) -> bool {
@@ -259,5 +274,17 @@ mod tests {
         assert_eq!(r.read(1), 2);
         assert!(r.write(1, 11, 3));
         assert_eq!(r.total(), 3);
+    }
+
+    #[test]
+    fn a_fenced_read_makes_the_older_holder_write_stale() {
+        let r = Resource::default();
+        // Two overlapping holders both read 0; the newer one wins.
+        assert_eq!(r.read_fenced(1, 10), Some(0));
+        assert_eq!(r.read_fenced(1, 11), Some(0));
+        assert!(!r.write(1, 10, 1), "the older holder's write is stale");
+        assert!(r.write(1, 11, 1));
+        assert_eq!(r.read_fenced(1, 10), None);
+        assert_eq!(r.total(), 1);
     }
 }

@@ -5,11 +5,17 @@
 //! - `run`: one bounded workload; exits non-zero on any duplicate or
 //!   backwards token.
 //! - `bench`: the side-by-side comparisons of `BENCHMARKS.md`, starting and
-//!   stopping its own masters and gateways.
+//!   stopping its own masters and gateways (and, with the `etcd` feature,
+//!   a single-node etcd).
+//! - `chaos`: fault scenarios under fenced load (`FAULTS.md`).
 
 mod bench;
+mod chaos;
 mod checker;
+#[cfg(feature = "etcd")]
+mod etcd_server;
 mod procstat;
+mod relay;
 mod stats;
 mod workload;
 
@@ -34,12 +40,19 @@ enum Cmd {
     Run(RunArgs),
     /// Run the benchmark comparisons and print the BENCHMARKS.md table.
     Bench(bench::BenchArgs),
+    /// Inject master, gateway and network faults under fenced load and
+    /// check every token (the FAULTS.md table).
+    Chaos(chaos::ChaosArgs),
+    /// Internal: one gateway process for `chaos` (test-only switches).
+    #[command(hide = true)]
+    ChaosGateway(chaos::gateway::GatewayArgs),
 }
 
 #[derive(Args)]
 struct RunArgs {
     /// host:port of a gateway (or Redis for the direct baseline); for
-    /// `--mode rslock`, a comma-separated list of masters.
+    /// `--mode rslock`, a comma-separated list of masters; for
+    /// `--mode etcd`, etcd's client address (e.g. 127.0.0.1:2379).
     #[arg(long, default_value = "127.0.0.1:6380", value_delimiter = ',')]
     target: Vec<String>,
     #[arg(long, value_enum, default_value = "native")]
@@ -120,5 +133,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args).await,
+        Cmd::Chaos(args) => chaos::run(args).await,
+        Cmd::ChaosGateway(args) => chaos::gateway::serve(args).await,
     }
 }

@@ -1,10 +1,19 @@
 //! The workload driver: workers that run lock cycles against one target
-//! through a real client crate (redis-rs, or rslock for client-side
-//! Redlock), and record latencies, outcomes and every grant for the checker.
+//! through a real client crate (redis-rs, rslock for client-side Redlock,
+//! or etcd-client for etcd's v3 lock API), and record latencies, outcomes
+//! and every grant for the checker.
 //!
 //! A cycle is: choose a key, acquire, hold (optionally doing a fenced
 //! read-modify-write on the simulated resource), release. A refused acquire
-//! is counted as busy and retried after a short pause.
+//! is counted as busy and retried after a short pause. etcd's `Lock` never
+//! refuses: it queues the caller until the lock is free, so under contention
+//! its waiting shows up in the acquire latency instead of as busy replies.
+//!
+//! A worker whose connection breaks (the gateway died, or a load balancer in
+//! front of it closed the connection) opens a new one after a short backoff
+//! and carries on; see [`reconnect`]. An acquire whose reply was lost has an
+//! unknown outcome: it is counted as an error, never recorded as a grant,
+//! and the lock, if it was granted, simply expires.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +55,9 @@ pub enum Mode {
     Dropin,
     /// rslock's client-side Redlock over the `--target` addresses.
     Rslock,
+    /// etcd's v3 lock API (single node or cluster endpoint); needs the
+    /// `etcd` cargo feature. The `etcd` module below says what a cycle does.
+    Etcd,
 }
 
 /// Everything one run needs.
@@ -81,6 +93,8 @@ pub struct RunResult {
     pub release: Summary,
     pub cycle: Summary,
     pub release_not_held: u64,
+    /// Every cycle the run made, warm-up included.
+    pub cycles_total: u64,
     pub errors: std::collections::BTreeMap<String, u64>,
     /// Whether grants carried fencing tokens (the checker needs them).
     pub tokens: bool,
@@ -97,7 +111,19 @@ struct Held {
     owner: Vec<u8>,
     token: Option<u64>,
     validity: Duration,
-    rs: Option<rslock::Lock>,
+    handle: Handle,
+}
+
+/// What a client library needs back to release a lock, beyond name and
+/// owner.
+enum Handle {
+    None,
+    Rslock(rslock::Lock),
+    /// The lease the lock key is attached to.
+    #[cfg(feature = "etcd")]
+    Etcd {
+        lease: i64,
+    },
 }
 
 enum Acquired {
@@ -115,15 +141,47 @@ enum Client {
         tokens: bool,
     },
     Rslock(rslock::LockManager),
+    /// One gRPC channel (HTTP/2, multiplexed), shared by clones. Boxed: with
+    /// a stub per etcd service it is far larger than the other variants.
+    #[cfg(feature = "etcd")]
+    Etcd(Box<etcd_client::Client>),
 }
 
 /// redis-py's `Lock` release script, byte for byte.
 const REDIS_PY_RELEASE: &str = "\n        local token = redis.call('get', KEYS[1])\n        if not token or token ~= ARGV[1] then\n            return 0\n        end\n        redis.call('del', KEYS[1])\n        return 1\n    ";
 
+/// Prefix of the error kinds after which a worker replaces its connection.
+const DISCONNECTED: &str = "disconnected ";
+
 fn kind(e: &redis::RedisError) -> String {
+    if e.is_unrecoverable_error() {
+        // The connection is gone (reset, EOF, refused); redis-rs never
+        // reopens a multiplexed connection by itself.
+        return format!("{DISCONNECTED}({:?})", e.kind());
+    }
     e.code()
         .map(str::to_string)
         .unwrap_or_else(|| format!("{:?}", e.kind()))
+}
+
+/// Replaces a broken connection, retrying with a capped backoff until it
+/// succeeds or the run stops; `None` when the run stopped first.
+async fn reconnect(shared: &Shared, stats: &mut Stats) -> Option<Client> {
+    let mut pause = Duration::from_millis(20);
+    while !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(pause).await;
+        match Client::connect(&shared.cfg).await {
+            Ok(c) => {
+                stats.error("reconnected");
+                return Some(c);
+            }
+            Err(_) => {
+                stats.error("reconnect failed");
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+    None
 }
 
 fn int(v: &Value) -> Option<i64> {
@@ -168,6 +226,25 @@ impl Client {
                 m.set_retry(1, Duration::from_millis(1));
                 Ok(Client::Rslock(m))
             }
+            #[cfg(feature = "etcd")]
+            Mode::Etcd => {
+                let endpoint = if first.contains("://") {
+                    first.clone()
+                } else {
+                    format!("http://{first}")
+                };
+                let c = etcd_client::Client::connect([endpoint], None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("etcd: {e}"))?;
+                Ok(Client::Etcd(Box::new(c)))
+            }
+            #[cfg(not(feature = "etcd"))]
+            Mode::Etcd => bail!(
+                "this lockgate-loadtest was built without etcd support: rebuild with \
+                 `cargo build --release -p lockgate-loadtest --features etcd` (etcd-client's \
+                 build needs protoc and the well-known .proto files: apt-get install \
+                 protobuf-compiler libprotobuf-dev)"
+            ),
         }
     }
 
@@ -176,6 +253,8 @@ impl Client {
             Client::Native(_) => true,
             Client::Dropin { tokens, .. } => *tokens,
             Client::Rslock(_) => false,
+            #[cfg(feature = "etcd")]
+            Client::Etcd(_) => true,
         }
     }
 
@@ -200,7 +279,7 @@ impl Client {
                                         .and_then(|v| u64::try_from(v).ok())
                                         .unwrap_or(0),
                                 ),
-                                rs: None,
+                                handle: Handle::None,
                             }))
                         }
                         _ => Err("unexpected reply".into()),
@@ -246,7 +325,7 @@ impl Client {
                             .and_then(|v| u64::try_from(v).ok())
                             .unwrap_or(ttl_ms),
                     ),
-                    rs: None,
+                    handle: Handle::None,
                 }))
             }
             Client::Rslock(m) => match m.lock(name.as_bytes(), Duration::from_millis(ttl_ms)).await
@@ -256,11 +335,13 @@ impl Client {
                     owner: l.val.clone(),
                     token: None,
                     validity: Duration::from_millis(l.validity_time as u64),
-                    rs: Some(l),
+                    handle: Handle::Rslock(l),
                 })),
                 Err(rslock::LockError::Unavailable) => Ok(Acquired::Busy),
                 Err(e) => Err(format!("{e}")),
             },
+            #[cfg(feature = "etcd")]
+            Client::Etcd(c) => etcd::acquire(c, name, ttl_ms).await,
         }
     }
 
@@ -286,11 +367,16 @@ impl Client {
                 Ok(n == 1)
             }
             Client::Rslock(m) => {
-                if let Some(l) = &h.rs {
+                if let Handle::Rslock(l) = &h.handle {
                     m.unlock(l).await;
                 }
                 Ok(true)
             }
+            #[cfg(feature = "etcd")]
+            Client::Etcd(c) => match h.handle {
+                Handle::Etcd { lease } => etcd::release(c, h.owner, lease).await,
+                _ => Err("etcd: grant without a lease".into()),
+            },
         }
     }
 }
@@ -378,10 +464,14 @@ async fn worker(
                 }
                 let (token, validity) = (held.token, held.validity);
                 let rel_start = Instant::now();
+                let mut broken = false;
                 match client.release(held).await {
                     Ok(was_held) if measured => stats.released(rel_start.elapsed(), was_held),
                     Ok(_) => {}
-                    Err(e) => stats.error(&e),
+                    Err(e) => {
+                        broken = e.starts_with(DISCONNECTED);
+                        stats.error(&e);
+                    }
                 }
                 if measured {
                     stats.cycle(start.elapsed());
@@ -400,6 +490,12 @@ async fn worker(
                 if cfg.ops.is_some_and(|n| done >= n) {
                     shared.stop.store(true, Ordering::Relaxed);
                 }
+                if broken {
+                    match reconnect(&shared, &mut stats).await {
+                        Some(c) => client = c,
+                        None => break,
+                    }
+                }
             }
             Ok(Acquired::Busy) => {
                 if measured {
@@ -412,7 +508,14 @@ async fn worker(
             }
             Err(e) => {
                 stats.error(&e);
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                if e.starts_with(DISCONNECTED) {
+                    match reconnect(&shared, &mut stats).await {
+                        Some(c) => client = c,
+                        None => break,
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
         }
     }
@@ -495,6 +598,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         release: Summary::of(&stats.release, seconds),
         cycle: Summary::of(&stats.cycle, seconds),
         release_not_held: stats.release_not_held,
+        cycles_total: shared.cycles.load(Ordering::Relaxed),
         errors: stats.errors,
         tokens,
         safety,
@@ -558,4 +662,116 @@ pub fn table(r: &RunResult) -> String {
         s.push_str(&format!("  violation: {e}\n"));
     }
     s
+}
+
+/// The etcd mode. A lock cycle is the etcd equivalent of the gateway's
+/// `LOCK.ACQUIRE key ttl` + `LOCK.RELEASE key owner`, step for step:
+///
+/// - **acquire** = `LeaseGrant(ttl)` + `Lock(name, lease)`. The gateway's
+///   acquire sets the TTL atomically with the grant; etcd can only expire a
+///   lock through a lease, so both calls count as the acquire (time and
+///   latency). The TTL is rounded up to whole seconds, at least 1, since
+///   leases have no finer unit.
+/// - **release** = `Unlock(key)` + `LeaseRevoke(lease)`. `Unlock` is the lock
+///   API's release (it deletes the key the next waiter watches); the revoke
+///   returns the lease, so, as after a gateway release, nothing of the cycle
+///   outlives it on the server (an unrevoked lease would linger until its
+///   TTL, and at thousands of cycles a second that is a server etcd users
+///   would not run).
+///
+/// The fencing token is the lock response's header revision. etcd's
+/// revisions are global and only rise, and a `Lock` reply carries the
+/// revision at which the caller became the owner (its key's creation when
+/// uncontended, else the read that saw every earlier waiter's key deleted),
+/// so for one lock name a grant's revision is above that of every grant
+/// that completed before it was requested: what the checker demands of the
+/// gateway's tokens. etcd documents lock key revisions as fencing tokens.
+/// The owner is the lock key etcd returns (`name/<lease id>`).
+#[cfg(feature = "etcd")]
+mod etcd {
+    use std::time::{Duration, Instant};
+
+    use super::{Acquired, Handle, Held};
+
+    /// An error kind for the stats: the gRPC code when etcd answered, else
+    /// the client's error class (messages would split one kind into many).
+    pub(super) fn kind(e: &etcd_client::Error) -> String {
+        use etcd_client::Error as E;
+        match e {
+            E::GRpcStatus(s) => format!("etcd {:?}", s.code()),
+            E::TransportError(_) => "etcd transport".into(),
+            E::IoError(_) => "etcd io".into(),
+            other => format!(
+                "etcd {}",
+                other.to_string().split(':').next().unwrap_or("error")
+            ),
+        }
+    }
+
+    /// Revoking a lease that already ran out (so its lock went with it).
+    fn lease_gone(e: &etcd_client::Error) -> bool {
+        matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found"))
+    }
+
+    pub(super) async fn acquire(
+        c: &mut etcd_client::Client,
+        name: &str,
+        ttl_ms: u64,
+    ) -> Result<Acquired, String> {
+        let start = Instant::now();
+        let ttl_s = i64::try_from(ttl_ms.div_ceil(1000).max(1)).unwrap_or(i64::MAX);
+        let lease = c.lease_grant(ttl_s, None).await.map_err(|e| kind(&e))?;
+        if !lease.error().is_empty() {
+            return Err("etcd lease grant refused".into());
+        }
+        let id = lease.id();
+        let opts = etcd_client::LockOptions::new().with_lease(id);
+        let reply = match c.lock(name, Some(opts)).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed Lock may still have queued our key; the revoke
+                // removes it with the lease.
+                let _ = c.lease_revoke(id).await;
+                return Err(kind(&e));
+            }
+        };
+        let token = reply
+            .header()
+            .map(|h| h.revision())
+            .and_then(|r| u64::try_from(r).ok())
+            .filter(|&r| r > 0);
+        let Some(token) = token else {
+            // A grant the checker cannot see would hide a violation, so it
+            // is an error, not a silent grant; the revoke releases it.
+            let _ = c.lease_revoke(id).await;
+            return Err("etcd lock reply without a revision".into());
+        };
+        // The lease started counting when it was granted, before Lock.
+        let lease_ttl = Duration::from_secs(u64::try_from(lease.ttl()).unwrap_or(0));
+        Ok(Acquired::Granted(Held {
+            name: name.to_string(),
+            owner: reply.key().to_vec(),
+            token: Some(token),
+            validity: lease_ttl.saturating_sub(start.elapsed()),
+            handle: Handle::Etcd { lease: id },
+        }))
+    }
+
+    /// True when the lease was still there, i.e. the lock had not expired.
+    pub(super) async fn release(
+        c: &mut etcd_client::Client,
+        key: Vec<u8>,
+        lease: i64,
+    ) -> Result<bool, String> {
+        let unlocked = c.unlock(key).await.map_err(|e| kind(&e));
+        // Revoke even when Unlock failed: it deletes the lock key too, so a
+        // failed cycle leaves nothing held.
+        let revoked = match c.lease_revoke(lease).await {
+            Ok(_) => Ok(true),
+            Err(e) if lease_gone(&e) => Ok(false),
+            Err(e) => Err(kind(&e)),
+        };
+        unlocked?;
+        revoked
+    }
 }

@@ -2,12 +2,14 @@
 //! three real masters for a few seconds, in native and drop-in mode, with
 //! the safety checker on; any duplicate or backwards token fails the run.
 
-use std::process::Command;
+mod support;
+
 use std::time::Duration;
 
 use lockgate::config::{Bootstrap, Config, MasterConfig};
 use lockgate::dev::LocalRedis;
 use lockgate::server::Gateway;
+use support::drive;
 
 async fn gateway(masters: &[LocalRedis]) -> Gateway {
     let mut c = Config {
@@ -28,29 +30,6 @@ async fn gateway(masters: &[LocalRedis]) -> Gateway {
         "gateway ready"
     );
     gw
-}
-
-fn drive(addr: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockgate-loadtest"))
-        .args([
-            "run",
-            "--target",
-            addr,
-            "--no-progress",
-            "--warmup-ms",
-            "200",
-        ])
-        .args(args)
-        .output()
-        .expect("run lockgate-loadtest");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
-    assert!(out.status.success(), "loadtest failed: {text}");
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,8 +22,8 @@ use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 
-/// What `/readyz` asks: `Ok` while a quorum of masters is healthy, otherwise
-/// a short reason.
+/// What `/readyz` asks: `Ok` while a quorum of masters is healthy and the
+/// gateway is not draining, otherwise a short reason.
 pub trait Readiness: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String>;
 }
@@ -82,7 +82,7 @@ fn handle(
         "/" => text(
             StatusCode::OK,
             "lockgate admin\n/metrics  Prometheus metrics\n/healthz  200 while the process runs\n\
-             /readyz   200 while a quorum of masters is healthy\n",
+             /readyz   200 while a quorum of masters is healthy and not draining\n",
             PLAIN,
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n", PLAIN),

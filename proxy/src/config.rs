@@ -400,6 +400,19 @@ impl Config {
                 .map(MasterConfig::plain)
                 .collect();
         }
+        // One ACL user on every master is the common case, and lets a
+        // Kubernetes Secret or a systemd credential supply the password
+        // without writing it into the configuration file.
+        if let Some(u) = env("LOCKGATE_MASTERS_USERNAME") {
+            for m in &mut c.masters {
+                m.username = Some(u.clone());
+            }
+        }
+        if let Some(p) = env("LOCKGATE_MASTERS_PASSWORD") {
+            for m in &mut c.masters {
+                m.password = Some(p.clone());
+            }
+        }
         let t = raw.master;
         set!(
             c.master.timeout,
@@ -751,6 +764,20 @@ mod tests {
         assert_eq!(c.masters.len(), 3);
         assert_eq!(c.lock.bootstrap, Bootstrap::Immediate);
         assert!(Config::load(None, &no_env).is_err());
+    }
+
+    #[test]
+    fn a_master_password_from_the_environment_applies_to_every_master() {
+        let env = |k: &str| match k {
+            "LOCKGATE_MASTERS" => Some("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3".to_string()),
+            "LOCKGATE_MASTERS_PASSWORD" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, &env).expect("valid");
+        assert!(c
+            .masters
+            .iter()
+            .all(|m| m.password.as_deref() == Some("s3cret") && m.username.is_none()));
     }
 
     #[test]

@@ -362,3 +362,64 @@ async fn two_gateways_issue_strictly_increasing_tokens_even_with_skewed_clocks()
         "the lagging gateway never retried"
     );
 }
+
+/// Found by the chaos suite (FAULTS.md, `master-kill-empty` under load): a
+/// master restarted empty while another master is unreachable leaves fewer
+/// than a quorum of readable records. That is amnesia plus an outage, not a
+/// fresh deployment: the empty master must stay quarantined, even under
+/// `bootstrap = immediate`, instead of being initialised at once from the
+/// one reachable high-water mark and the gateway's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amnesia_during_an_outage_is_not_taken_for_a_fresh_deployment() {
+    let mut cluster = Cluster::start(3);
+    let cfg = test_config(&cluster);
+    let meta = lockgate::lock::keys::meta_key(&cfg.lock.key_prefix);
+    let gw = start_gateway(cfg).await;
+    let mut c = client(gw.local_addr()).await;
+    let (owner, _, _) = acquire(&mut c, "outage", 1_000)
+        .await
+        .expect("ok")
+        .expect("granted");
+    release(&mut c, "outage", &owner).await;
+    let m1 = gw.engine().masters()[1].clone();
+    // Every master has been seen with its record.
+    assert!(wait_until(Duration::from_secs(5), || m1.state() == MasterState::Up).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Master 0 stops answering; master 1 restarts empty.
+    cluster.masters[0].stop();
+    cluster.masters[1].kill();
+    cluster.masters[1].restart().expect("restart");
+    let mut direct = redis::Client::open(format!("redis://{}", cluster.masters[1].address()))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the restarted master");
+    // The guard checks every 250 ms; quarantine is max_ttl + max_acquire_time
+    // (over a minute here), so 2 s of checks must leave master 1 empty.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&meta[..])
+            .query_async(&mut direct)
+            .await
+            .expect("exists");
+        assert_eq!(
+            n,
+            0,
+            "the restarted master was initialised during the outage ({:?}), skipping its \
+             quarantine",
+            m1.state()
+        );
+    }
+    // Its scripts refuse to vote without a record anyway; the guard shows it.
+    assert_eq!(m1.state(), MasterState::Quarantined);
+    cluster.masters[0].resume();
+    // With master 0 back, 2 of 3 carry records: plain amnesia, quarantined.
+    assert!(
+        wait_until(Duration::from_secs(5), || m1.state()
+            == MasterState::Quarantined)
+        .await,
+        "not quarantined once master 0 is back: {:?}",
+        m1.state()
+    );
+}

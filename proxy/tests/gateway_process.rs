@@ -1,5 +1,6 @@
 //! Tests that run the `lockgate` binary itself: a second gateway process on
-//! the same masters, graceful shutdown, and config checking.
+//! the same masters, graceful shutdown (with `/readyz` turning 503 while it
+//! drains), and config checking.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lockgate::dev::free_port;
 use redis::Value;
-use support::{client, start_gateway, test_config, Cluster};
+use support::{client, raw_roundtrip, start_gateway, test_config, Cluster};
 
 struct Proc(Child);
 
@@ -34,6 +35,11 @@ fn spawn_gateway(cluster: &Cluster) -> (Proc, u16) {
         cmd.arg("--master").arg(m.address());
     }
     (Proc(cmd.spawn().expect("spawn lockgate")), port)
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    String::from_utf8_lossy(&raw_roundtrip(addr, req.as_bytes()).await).into_owned()
 }
 
 async fn acquire(c: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<(Vec<u8>, i64)> {
@@ -125,6 +131,55 @@ async fn shutdown_finishes_requests_in_flight_then_stops_accepting() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_503_while_the_gateway_drains() {
+    let cluster = Cluster::start(3);
+    let gw = start_gateway(test_config(&cluster)).await;
+    let admin = gw.admin_addr().expect("admin enabled");
+    let addr = gw.local_addr();
+    assert!(get(admin, "/readyz").await.starts_with("HTTP/1.1 200"));
+    let mut holder = client(addr).await;
+    let held: redis::Value = redis::cmd("LOCK.ACQUIRE")
+        .arg("drain")
+        .arg(5000)
+        .query_async(&mut holder)
+        .await
+        .expect("acquire");
+    assert!(matches!(held, redis::Value::Array(_)), "{held:?}");
+    // A waiter keeps the drain open for a few hundred milliseconds (below
+    // the client's 500 ms response timeout).
+    let waiter = tokio::spawn(async move {
+        let mut c = client(addr).await;
+        let v: redis::RedisResult<redis::Value> = redis::cmd("LOCK.ACQUIRE")
+            .arg("drain")
+            .arg(1000)
+            .arg("WAIT")
+            .arg(450)
+            .query_async(&mut c)
+            .await;
+        v
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutdown = tokio::spawn(gw.shutdown(Duration::from_secs(5)));
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = get(admin, "/readyz").await;
+        if !seen.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+    assert!(seen.contains("not ready: draining"), "{seen}");
+    assert!(
+        !waiter.is_finished(),
+        "the drain was over before /readyz was checked"
+    );
+    let got = waiter.await.expect("task");
+    assert_eq!(got.expect("the waiter got its reply"), redis::Value::Nil);
+    shutdown.await.expect("shutdown");
 }
 
 #[test]

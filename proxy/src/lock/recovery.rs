@@ -21,6 +21,10 @@
 //!   without a record is initialised with
 //!   `floor = max(any high-water mark read, now in µs)`. The time floor keeps
 //!   tokens above those issued before a total loss as long as clocks are sane.
+//!   A master this gateway has seen with a record is seeded here only when
+//!   every master answered (a real total loss) and its own quarantine is
+//!   over: fewer than `q` records because some masters are merely
+//!   unreachable is amnesia plus an outage, and waits for a quorum.
 //! - **Late starters under `bootstrap = immediate`**: a master this gateway
 //!   has never seen with a record is new by the operator's word, even when
 //!   the others are already initialised (masters started together rarely
@@ -213,12 +217,29 @@ async fn check_once(
         }
     } else {
         let since = *fresh_since.get_or_insert(now);
-        let due = cfg.bootstrap == Bootstrap::Immediate || now >= since + quarantine;
-        if !due {
-            return;
-        }
+        let waited = now >= since + quarantine;
+        // Fewer than q answered with a record. That is a fresh deployment
+        // or a total loss only if every master answered; when some did not
+        // (stopped, cut, starved), a master this gateway saw with a record
+        // and now finds empty is plain amnesia: seeding it from the few
+        // reachable high-water marks and this gateway's clock could put its
+        // floor below tokens a quorum granted without the reachable ones.
+        // It waits for a quorum of records (the branch above) instead.
+        // `bootstrap = immediate` skips the wait only for masters never seen
+        // with a record, as its contract says.
+        let all_answered = records.iter().all(|r| *r != Record::Unknown);
         let floor = max_hwm.max(engine.proposer().now_us());
         for &i in &missing {
+            let due = if ever_recorded[i] && guard_on {
+                all_answered && waited && first_missing[i].is_some_and(|t| now >= t + quarantine)
+            } else {
+                // New masters, and the negative control (guard off), which
+                // keeps the old, unsafe shortcut on purpose.
+                cfg.bootstrap == Bootstrap::Immediate || waited
+            };
+            if !due {
+                continue;
+            }
             if seed(engine, i, floor).await {
                 ever_recorded[i] = true;
                 engine.metrics().deployment_inits.inc();

@@ -15,7 +15,10 @@
 //! link is down fail at once with [`MasterError::Down`] and are never
 //! queued: a dead master costs a caller nothing. A master that stops
 //! answering (SIGSTOP, blackhole) is marked down by the caller whose timeout
-//! is the `down_after_timeouts`-th in a row; its connection is then torn
+//! is the `down_after_timeouts`-th in a row; timeouts of requests that were
+//! in flight together count once (a pause of the gateway itself, or of the
+//! whole machine, times out every pending request at the same moment and
+//! says nothing about any one master). Its connection is then torn
 //! down (pending callers get [`MasterError::ConnectionLost`]) and the
 //! reconnect loop (exponential backoff with full jitter, host re-resolved
 //! each time) brings it back once the whole handshake answers again. Each
@@ -152,6 +155,11 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// Consecutive timeouts on the current connection.
     timeouts: AtomicU32,
+    /// When the last counted timeout happened, in ns since `epoch` (0:
+    /// none). A timeout of a request sent before then was in flight during
+    /// the same silence and is not counted again.
+    last_timeout: AtomicU64,
+    epoch: Instant,
     down_after_timeouts: u32,
     link: Mutex<Link>,
     /// `true` while the link is up; lets tests and callers await it.
@@ -188,6 +196,8 @@ impl Shared {
             recovery: AtomicU8::new(Recovery::Healthy as u8),
             generation: AtomicU64::new(0),
             timeouts: AtomicU32::new(0),
+            last_timeout: AtomicU64::new(0),
+            epoch: Instant::now(),
             // Zero would mean "down before the first timeout", which is
             // meaningless; config validation rejects it, this is a backstop.
             down_after_timeouts: down_after_timeouts.max(1),
@@ -284,8 +294,26 @@ impl Shared {
         info!(master = %self.name, cause, "master down");
     }
 
-    /// A caller's request sent on connection `generation` timed out.
-    fn note_timeout(&self, generation: u64) {
+    /// A caller's request sent at `sent` on connection `generation` timed
+    /// out.
+    fn note_timeout(&self, generation: u64, sent: Instant) {
+        let nanos = |t: Instant| {
+            u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        };
+        let last = self.last_timeout.load(Ordering::Acquire);
+        if last != 0 && nanos(sent) < last {
+            return;
+        }
+        // Of several timeouts at the same moment only the one that moves
+        // `last_timeout` counts; the others belong to the same silence.
+        let now = nanos(Instant::now()).max(1);
+        if self
+            .last_timeout
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
         let n = self
             .timeouts
             .fetch_add(1, Ordering::AcqRel)
@@ -520,7 +548,11 @@ impl Master {
             started,
         };
         match self.tx.try_send(request) {
-            Ok(()) => Ok(InQueue { rx, generation }),
+            Ok(()) => Ok(InQueue {
+                rx,
+                generation,
+                sent: started,
+            }),
             Err(mpsc::error::TrySendError::Full(_)) => Err(MasterError::Overloaded),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(MasterError::Down),
         }
@@ -538,7 +570,7 @@ impl Master {
             // The connection task dropped the slot without answering.
             Ok(Err(_)) => Err(MasterError::ConnectionLost),
             Err(_) => {
-                self.shared.note_timeout(queued.generation);
+                self.shared.note_timeout(queued.generation, queued.sent);
                 Err(MasterError::Timeout)
             }
         }
@@ -594,6 +626,7 @@ impl Master {
 struct InQueue {
     rx: oneshot::Receiver<Result<Value, MasterError>>,
     generation: u64,
+    sent: Instant,
 }
 
 impl Drop for Master {

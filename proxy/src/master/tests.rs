@@ -483,6 +483,40 @@ mod fake {
     }
 
     #[tokio::test]
+    async fn timeouts_of_requests_in_flight_together_count_once() {
+        // A pause of the gateway (or of the machine) times out everything in
+        // flight at once; that is one silence, not `down_after_timeouts`
+        // silent answers from this master.
+        let mut f = start();
+        let mut conn = f.connect().await;
+        let m = f.master.clone();
+        let deadline = in_ms(50);
+        let calls = (0..5).map(|_| m.call(&[b"PING"], deadline));
+        let (results, ()) = tokio::join!(futures::future::join_all(calls), async {
+            for _ in 0..5 {
+                conn.expect(&[b"PING"]).await;
+            }
+        });
+        assert!(results.iter().all(|r| *r == Err(MasterError::Timeout)));
+        assert_eq!(m.state(), MasterState::Up, "five timeouts of one silence");
+
+        // Requests sent after that silence still count: two more silent
+        // rounds make three, and the master goes down.
+        for i in 2..=3u32 {
+            let (r, ()) = tokio::join!(m.call(&[b"PING"], in_ms(50)), async {
+                conn.expect(&[b"PING"]).await;
+            });
+            assert_eq!(r, Err(MasterError::Timeout));
+            let want = if i < 3 {
+                MasterState::Up
+            } else {
+                MasterState::Down
+            };
+            assert_eq!(m.state(), want, "after {i} silences");
+        }
+    }
+
+    #[tokio::test]
     async fn expired_deadline_is_a_timeout_that_does_not_blame_the_master() {
         let mut f = start();
         let _conn = f.connect().await;

@@ -18,8 +18,6 @@
 //! - Memory held for one incomplete reply never exceeds `max_reply_bytes`
 //!   plus one read.
 
-use std::fmt::Write as _;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use redis_protocol::resp2::types::BytesFrame;
 
@@ -266,9 +264,16 @@ impl ReplyDecoder {
 
 // === encoding ===
 
+/// `tag`, the decimal `n`, CRLF: itoa, because core::fmt showed up in
+/// profiles of the hot path (every request to every master has 3 or more).
+fn put_header(out: &mut BytesMut, tag: u8, n: usize) {
+    out.put_u8(tag);
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
 fn put_bulk(out: &mut BytesMut, b: &[u8]) {
-    // Writing into a BytesMut cannot fail.
-    let _ = write!(out, "${}\r\n", b.len());
+    put_header(out, b'$', b.len());
     out.put_slice(b);
     out.put_slice(b"\r\n");
 }
@@ -277,7 +282,7 @@ fn put_bulk(out: &mut BytesMut, b: &[u8]) {
 pub fn encode_command(args: &[&[u8]]) -> Bytes {
     let size: usize = args.iter().map(|a| a.len() + 16).sum();
     let mut out = BytesMut::with_capacity(size + 16);
-    let _ = write!(out, "*{}\r\n", args.len());
+    put_header(&mut out, b'*', args.len());
     for a in args {
         put_bulk(&mut out, a);
     }
@@ -288,10 +293,10 @@ pub fn encode_command(args: &[&[u8]]) -> Bytes {
 pub fn encode_eval(verb: &[u8], script: &[u8], keys: &[&[u8]], args: &[&[u8]]) -> Bytes {
     let size: usize = keys.iter().chain(args).map(|a| a.len() + 16).sum();
     let mut out = BytesMut::with_capacity(size + script.len() + 48);
-    let _ = write!(out, "*{}\r\n", 3 + keys.len() + args.len());
+    put_header(&mut out, b'*', 3 + keys.len() + args.len());
     put_bulk(&mut out, verb);
     put_bulk(&mut out, script);
-    put_bulk(&mut out, keys.len().to_string().as_bytes());
+    put_bulk(&mut out, itoa::Buffer::new().format(keys.len()).as_bytes());
     for a in keys.iter().chain(args) {
         put_bulk(&mut out, a);
     }
@@ -332,6 +337,7 @@ fn to_value(f: BytesFrame) -> Value {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::fmt::Write as _;
 
     fn decoder(depth: usize) -> ReplyDecoder {
         ReplyDecoder::new(ReplyLimits::new(depth))

@@ -5,16 +5,13 @@
 //! booleans integers, verbatim strings bulk strings; attributes are dropped.
 //! Encoding writes straight into the connection's output buffer.
 
-use std::fmt::Write as _;
-
 use bytes::{BufMut, BytesMut};
 
 use super::{Protocol, Reply};
 
-fn line(out: &mut BytesMut, tag: u8, n: impl std::fmt::Display) {
+fn line(out: &mut BytesMut, tag: u8, n: impl itoa::Integer) {
     out.put_u8(tag);
-    // BytesMut's fmt::Write never fails: it grows as needed.
-    let _ = write!(out, "{n}");
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
     out.put_slice(b"\r\n");
 }
 

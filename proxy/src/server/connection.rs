@@ -103,8 +103,11 @@ async fn serve(
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = sock.into_split();
     let limits = shared.config.limits.clone();
-    let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    // Small to start: most connections are idle most of the time (a pool
+    // of 10,000 idle clients should cost little), and both buffers grow on
+    // demand; the read side reserves READ_CHUNK before each read.
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::new();
     let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
         FuturesOrdered::new();
     let mut chains: HashMap<Bytes, Done> = HashMap::new();
@@ -160,7 +163,7 @@ async fn serve(
                     chains.clear();
                 }
             }
-            r = rd.read_buf(&mut rbuf), if !closing && inflight.len() < limits.max_pipeline => {
+            r = read_some(&mut rd, &mut rbuf), if !closing && inflight.len() < limits.max_pipeline => {
                 if r? == 0 {
                     closing = true;
                 }
@@ -172,6 +175,17 @@ async fn serve(
     }
     let _ = wr.shutdown().await;
     Ok(())
+}
+
+/// The least room offered to one read.
+const READ_CHUNK: usize = 4 * 1024;
+
+async fn read_some(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    buf.reserve(READ_CHUNK);
+    rd.read_buf(buf).await
 }
 
 /// Starts one request. Returns its reply future and whether the connection

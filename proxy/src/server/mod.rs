@@ -12,7 +12,7 @@ pub mod exec;
 pub mod local;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,11 +113,20 @@ impl Shared {
     }
 }
 
-struct EngineReadiness(Arc<Engine>);
+/// Readiness of one gateway: not ready once it drains, so a load balancer
+/// or Kubernetes stops sending it new connections while the requests in
+/// flight finish (the admin listener outlives the client listener).
+struct EngineReadiness {
+    engine: Arc<Engine>,
+    draining: Arc<AtomicBool>,
+}
 
 impl Readiness for EngineReadiness {
     fn ready(&self) -> Result<(), String> {
-        let e = &self.0;
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("draining: shutting down".into());
+        }
+        let e = &self.engine;
         let ok = e.ready_masters();
         if ok >= e.quorum() {
             Ok(())
@@ -139,6 +148,7 @@ pub struct Gateway {
     stop_connections: CancellationToken,
     stop_background: CancellationToken,
     connections: TaskTracker,
+    draining: Arc<AtomicBool>,
 }
 
 // === impl Gateway ===
@@ -204,12 +214,16 @@ impl Gateway {
         ));
 
         let stop_background = CancellationToken::new();
+        let draining = Arc::new(AtomicBool::new(false));
         tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
         if let Some(l) = admin_listener {
             tokio::spawn(admin::serve(
                 l,
                 metrics.clone(),
-                Arc::new(EngineReadiness(engine.clone())),
+                Arc::new(EngineReadiness {
+                    engine: engine.clone(),
+                    draining: draining.clone(),
+                }),
                 stop_background.clone(),
             ));
         }
@@ -246,6 +260,7 @@ impl Gateway {
             stop_connections,
             stop_background,
             connections,
+            draining,
         })
     }
 
@@ -283,10 +298,13 @@ impl Gateway {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish within `grace`, then
-    /// closes client and master connections.
+    /// Turns `/readyz` to 503, stops accepting, lets in-flight requests
+    /// finish within `grace`, then closes client and master connections.
+    /// The admin listener answers until the very end, so health checkers
+    /// see "draining" rather than a refused connection.
     pub async fn shutdown(self, grace: Duration) {
-        info!("shutting down: no new connections");
+        info!("shutting down: not ready, no new connections");
+        self.draining.store(true, Ordering::Relaxed);
         self.stop_accepting.cancel();
         self.stop_connections.cancel();
         self.connections.close();
