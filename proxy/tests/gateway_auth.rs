@@ -171,7 +171,7 @@ async fn unauthenticated_clients_are_held_to_ten_arguments_and_16_kib_bulks() {
     let got = send_until_closed(addr, &resp_command(&eleven)).await;
     assert!(got.starts_with("-ERR Protocol error"), "{got}");
 
-    let big = vec![vec![b"PING".to_vec(), vec![b'x'; 16 * 1024 + 1]]];
+    let big = [vec![b"PING".to_vec(), vec![b'x'; 16 * 1024 + 1]]];
     let got = send_until_closed(addr, &resp_command(&big[0])).await;
     assert!(got.starts_with("-ERR Protocol error"), "{got}");
 
@@ -420,7 +420,9 @@ async fn the_redis_crate_authenticates_from_a_url() {
         .expect("url")
         .get_multiplexed_async_connection()
         .await;
-    let e = bad.err().expect("a wrong password fails the connect");
+    let Err(e) = bad else {
+        panic!("a wrong password must fail the connect");
+    };
     assert_eq!(e.kind(), redis::ErrorKind::AuthenticationFailed, "{e}");
 }
 
