@@ -855,6 +855,20 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_commented_users_block_parses_when_uncommented() {
+        let text = FULL.replace("\n#~ ", "\n");
+        let c = Config::from_toml_str(&text)
+            .and_then(Config::validate)
+            .expect("valid");
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].name, "alice");
+        assert_eq!(c.users[0].keys, vec!["jobs:*".to_string()]);
+        assert!(c.protected_mode);
+        let plain = Config::from_toml_str(FULL).expect("valid");
+        assert!(plain.users.is_empty(), "the example must not ship a user");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let e = Config::from_toml_str("listen = \"127.0.0.1:1\"\nlisten_port = 5\n");
         assert!(matches!(e, Err(ConfigError::Parse(m)) if m.contains("listen_port")));

@@ -322,6 +322,11 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_authenticates_with_a_and_with_user_and_pass() {
+    let mut probe = std::process::Command::new("redis-cli");
+    probe.arg("--version");
+    if !support::toolchain_available("redis-cli", &mut probe, "apt-get install redis-tools") {
+        return;
+    }
     let (_cluster, gw) = auth_gateway().await;
     let port = gw.local_addr().port();
     let run =
