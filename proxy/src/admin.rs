@@ -1,4 +1,11 @@
-//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz` and a small index.
+//! Admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, `POST /reload`
+//! and a small index.
+//!
+//! `/reload` changes what the gateway does, so unlike the read-only paths it
+//! is guarded: with `admin_token` set it needs `Authorization: Bearer
+//! <token>`; without one it is served only while the admin listener is on
+//! loopback (the same idea as protected mode). Metrics and probes stay open
+//! because Prometheus and kubelets scrape them without credentials.
 //!
 //! HTTP/1.1 only, one task per connection, with a cap on concurrent admin
 //! connections, a header-read timeout (slowloris) and an overall per-
@@ -28,6 +35,23 @@ pub trait Readiness: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String>;
 }
 
+/// Why `/reload` was refused before it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardError {
+    /// A token is configured and the request did not carry it.
+    Unauthorized,
+    /// No token is configured and the admin listener is not on loopback.
+    NeedsToken,
+}
+
+/// What `POST /reload` runs.
+pub trait Reloader: Send + Sync + 'static {
+    /// Re-reads and applies the configuration: what changed, or why not.
+    fn reload(&self) -> Result<String, String>;
+    /// Checks the request's bearer token, if any.
+    fn guard(&self, bearer: Option<&[u8]>) -> Result<(), GuardError>;
+}
+
 /// Most admin connections served at once.
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// Time allowed to send the request headers.
@@ -46,12 +70,58 @@ fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Respo
     r
 }
 
+fn bearer(req: &Request<Incoming>) -> Option<&[u8]> {
+    let v = req.headers().get(hyper::header::AUTHORIZATION)?.as_bytes();
+    let scheme = v.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| v.get(7..))
+        .flatten()
+}
+
+fn reload(req: &Request<Incoming>, reloader: &dyn Reloader) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST /reload\n", PLAIN);
+    }
+    match reloader.guard(bearer(req)) {
+        Ok(()) => {}
+        Err(GuardError::Unauthorized) => {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "reload needs Authorization: Bearer <admin_token>\n",
+                PLAIN,
+            );
+            if let Ok(v) = "Bearer".parse() {
+                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+            }
+            return r;
+        }
+        Err(GuardError::NeedsToken) => {
+            return text(
+                StatusCode::FORBIDDEN,
+                "reload is refused on a non-loopback admin listener without admin_token; \
+                 set admin_token or send SIGHUP\n",
+                PLAIN,
+            )
+        }
+    }
+    match reloader.reload() {
+        Ok(body) => text(StatusCode::OK, body, PLAIN),
+        Err(body) => text(StatusCode::UNPROCESSABLE_ENTITY, body, PLAIN),
+    }
+}
+
 fn handle(
     req: &Request<Incoming>,
     metrics: &Metrics,
     readiness: &dyn Readiness,
+    reloader: &dyn Reloader,
 ) -> Response<Full<Bytes>> {
     const PLAIN: &str = "text/plain; charset=utf-8";
+    if req.uri().path() == "/reload" {
+        return reload(req, reloader);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -82,7 +152,8 @@ fn handle(
         "/" => text(
             StatusCode::OK,
             "lockgate admin\n/metrics  Prometheus metrics\n/healthz  200 while the process runs\n\
-             /readyz   200 while a quorum of masters is healthy and not draining\n",
+             /readyz   200 while a quorum of masters is healthy and not draining\n\
+             /reload   POST: re-read the configuration file\n",
             PLAIN,
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n", PLAIN),
@@ -94,6 +165,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     readiness: Arc<dyn Readiness>,
+    reloader: Arc<dyn Reloader>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
@@ -114,10 +186,11 @@ pub async fn serve(
             continue;
         };
         let (metrics, readiness, shutdown) = (metrics.clone(), readiness.clone(), shutdown.clone());
+        let reloader = reloader.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let svc = service_fn(move |req: Request<Incoming>| {
-                let resp = handle(&req, &metrics, readiness.as_ref());
+                let resp = handle(&req, &metrics, readiness.as_ref(), reloader.as_ref());
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()

@@ -30,6 +30,33 @@ impl MasterConfig {
     }
 }
 
+/// A named client user (`[[users]]`), as in Redis ACLs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub name: String,
+    /// SHA-256 of the password; the password itself is never stored.
+    pub password_sha256: [u8; 32],
+    /// Families it may run besides the connection commands.
+    pub commands: Vec<crate::acl::Family>,
+    /// Glob patterns; every key a command touches must match one.
+    pub keys: Vec<String>,
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for UserConfig {
+    // The hash is a password equivalent for offline guessing: keep it out
+    // of logs and error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password_sha256", &"<redacted>")
+            .field("commands", &self.commands)
+            .field("keys", &self.keys)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
 /// What the gateway does for a deployment where fewer than a quorum of
 /// masters carry the metadata record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +177,14 @@ pub struct Config {
     pub master: MasterTuning,
     pub lock: LockConfig,
     pub limits: Limits,
-    /// Password clients must send with AUTH (issue 7 extends this to users).
+    /// Password of the `default` user, as Redis's `requirepass`.
     pub requirepass: Option<String>,
+    /// Named users (`[[users]]`); any of them makes authentication required.
+    pub users: Vec<UserConfig>,
+    /// Refuse to listen on a non-loopback address without authentication.
+    pub protected_mode: bool,
+    /// Bearer token that `POST /reload` on the admin listener requires.
+    pub admin_token: Option<String>,
     pub log_level: String,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -167,6 +200,9 @@ impl Default for Config {
             lock: LockConfig::default(),
             limits: Limits::default(),
             requirepass: None,
+            users: Vec::new(),
+            protected_mode: true,
+            admin_token: None,
             log_level: "info".to_string(),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -255,11 +291,27 @@ struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password_sha256: String,
+    #[serde(default)]
+    commands: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
     log_level: Option<String>,
     requirepass: Option<String>,
+    protected_mode: Option<bool>,
+    admin_token: Option<String>,
+    #[serde(default)]
+    users: Vec<RawUser>,
     shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     masters: Vec<RawMaster>,
@@ -288,6 +340,52 @@ fn env_parse<T: std::str::FromStr>(
             .map(Some)
             .map_err(|_| invalid(var, format!("cannot parse {s:?}"))),
     }
+}
+
+fn user_from_raw(i: usize, u: RawUser) -> Result<UserConfig, ConfigError> {
+    let key = |k: &str| format!("users[{i}].{k}");
+    let hash = hex::decode(u.password_sha256.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| {
+            invalid(
+                &key("password_sha256"),
+                "must be 64 hex digits, the SHA-256 of the password \
+                 (printf %s 'password' | sha256sum)",
+            )
+        })?;
+    let mut commands = Vec::new();
+    for f in &u.commands {
+        match crate::acl::Family::from_config(f) {
+            Some(fam) => commands.push(fam),
+            None => {
+                return Err(invalid(
+                    &key("commands"),
+                    format!("unknown family {f:?}: use \"lock\", \"read\" or \"admin\""),
+                ))
+            }
+        }
+    }
+    Ok(UserConfig {
+        name: u.name,
+        password_sha256: hash,
+        commands,
+        keys: u.keys,
+        enabled: u.enabled.unwrap_or(true),
+    })
+}
+
+/// Whether a `host:port` listen address is on loopback only. Hostnames
+/// other than `localhost` count as non-loopback: they may resolve to
+/// anything.
+pub fn is_loopback_listen(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -381,6 +479,18 @@ impl Config {
         c.requirepass = raw.requirepass;
         if let Some(p) = env("LOCKGATE_REQUIREPASS") {
             c.requirepass = Some(p);
+        }
+        set!(
+            c.protected_mode,
+            raw.protected_mode,
+            "LOCKGATE_PROTECTED_MODE"
+        );
+        c.admin_token = raw.admin_token;
+        if let Some(t) = env("LOCKGATE_ADMIN_TOKEN") {
+            c.admin_token = Some(t);
+        }
+        for (i, u) in raw.users.into_iter().enumerate() {
+            c.users.push(user_from_raw(i, u)?);
         }
         c.masters = raw
             .masters
@@ -596,6 +706,29 @@ impl Config {
                 return Err(invalid(key, format!("{addr:?} is not host:port")));
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let key = format!("users[{i}].name");
+            if u.name.is_empty() || !u.name.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(&key, "must be non-empty, without spaces"));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(invalid(&key, format!("user {:?} is listed twice", u.name)));
+            }
+            if u.name == "default" && self.requirepass.is_some() {
+                return Err(invalid(
+                    &key,
+                    "requirepass already sets the default user's password; use one or the other",
+                ));
+            }
+        }
+        if self.requirepass.as_deref() == Some("") {
+            return Err(invalid("requirepass", "must not be empty"));
+        }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(invalid("admin_token", "must not be empty"));
+        }
+        self.check_protected_mode()?;
         let l = &self.lock;
         if !(0.0..0.5).contains(&l.drift_factor) {
             return Err(invalid("lock.drift_factor", "must be in [0, 0.5)"));
@@ -661,6 +794,28 @@ impl Config {
         Ok(self)
     }
 
+    /// Protected mode, as in Redis: a gateway reachable from the network
+    /// with no authentication hands every lock to anyone who connects.
+    ///
+    /// # Errors
+    /// A non-loopback `listen` with no `requirepass`, no `[[users]]` and
+    /// `protected_mode` on; the message names both ways out.
+    pub fn check_protected_mode(&self) -> Result<(), ConfigError> {
+        if !self.protected_mode || crate::acl::required(self) || is_loopback_listen(&self.listen) {
+            return Ok(());
+        }
+        Err(invalid(
+            "protected_mode",
+            format!(
+                "refusing to listen on {:?}, a non-loopback address, with no authentication \
+                 configured. Either set requirepass (or LOCKGATE_REQUIREPASS) or add [[users]], \
+                 or, if the network itself is trusted, set protected_mode = false \
+                 (LOCKGATE_PROTECTED_MODE=false) to opt out explicitly; or listen on 127.0.0.1",
+                self.listen
+            ),
+        ))
+    }
+
     /// Legal but questionable settings, for the operator's log.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
@@ -700,6 +855,20 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_commented_users_block_parses_when_uncommented() {
+        let text = FULL.replace("\n#~ ", "\n");
+        let c = Config::from_toml_str(&text)
+            .and_then(Config::validate)
+            .expect("valid");
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].name, "alice");
+        assert_eq!(c.users[0].keys, vec!["jobs:*".to_string()]);
+        assert!(c.protected_mode);
+        let plain = Config::from_toml_str(FULL).expect("valid");
+        assert!(plain.users.is_empty(), "the example must not ship a user");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let e = Config::from_toml_str("listen = \"127.0.0.1:1\"\nlisten_port = 5\n");
         assert!(matches!(e, Err(ConfigError::Parse(m)) if m.contains("listen_port")));
@@ -709,6 +878,12 @@ mod tests {
 
     fn with(extra: &str) -> Result<Config, ConfigError> {
         let text = format!("[[masters]]\naddress = \"127.0.0.1:7000\"\n{extra}");
+        Config::from_toml_str(&text).and_then(Config::validate)
+    }
+
+    /// Top-level keys must come before the first `[[masters]]` table.
+    fn top(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!("{extra}\n[[masters]]\naddress = \"127.0.0.1:7000\"\n");
         Config::from_toml_str(&text).and_then(Config::validate)
     }
 
@@ -778,6 +953,51 @@ mod tests {
             .masters
             .iter()
             .all(|m| m.password.as_deref() == Some("s3cret") && m.username.is_none()));
+    }
+
+    #[test]
+    fn protected_mode_refuses_a_public_listen_without_authentication() {
+        let e = top("listen = \"0.0.0.0:6380\"\n");
+        let Err(ConfigError::Invalid { key, reason }) = e else {
+            panic!("expected protected mode to refuse, got {e:?}");
+        };
+        assert_eq!(key, "protected_mode");
+        assert!(reason.contains("requirepass"), "{reason}");
+        assert!(reason.contains("[[users]]"), "{reason}");
+        assert!(reason.contains("protected_mode = false"), "{reason}");
+    }
+
+    #[test]
+    fn protected_mode_allows_loopback_authentication_or_an_explicit_opt_out() {
+        for ok in [
+            "listen = \"127.0.0.1:6380\"\n",
+            "listen = \"[::1]:6380\"\n",
+            "listen = \"localhost:6380\"\n",
+            "listen = \"0.0.0.0:6380\"\nrequirepass = \"x\"\n",
+            "listen = \"0.0.0.0:6380\"\nprotected_mode = false\n",
+            "listen = \"10.0.0.5:6380\"\n[[users]]\nname = \"a\"\npassword_sha256 = \"30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4\"\n",
+        ] {
+            assert!(top(ok).is_ok(), "{ok}: {:?}", top(ok));
+        }
+        assert!(top("listen = \"[::]:6380\"\n").is_err());
+        assert!(top("listen = \"gateway.example:6380\"\n").is_err());
+        let env = |k: &str| match k {
+            "LOCKGATE_MASTERS" => Some("127.0.0.1:1".to_string()),
+            "LOCKGATE_LISTEN" => Some("0.0.0.0:6380".to_string()),
+            "LOCKGATE_PROTECTED_MODE" => Some("false".to_string()),
+            _ => None,
+        };
+        assert!(Config::load(None, &env).is_ok());
+    }
+
+    #[test]
+    fn loopback_detection_reads_the_host_part() {
+        assert!(is_loopback_listen("127.0.0.1:0"));
+        assert!(is_loopback_listen("127.1.2.3:6380"));
+        assert!(is_loopback_listen("[::1]:6380"));
+        assert!(!is_loopback_listen("0.0.0.0:6380"));
+        assert!(!is_loopback_listen("192.168.1.4:6380"));
+        assert!(!is_loopback_listen(":6380"));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum LocalRedisError {
 pub struct LocalRedis {
     port: u16,
     aof: bool,
+    /// Extra `redis-server` arguments (e.g. `--requirepass`), kept for
+    /// restarts.
+    extra: Vec<String>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -46,8 +49,10 @@ fn ping(port: u16) -> bool {
     if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
         return false;
     }
+    // A master started with a password answers NOAUTH, which still proves
+    // it is up.
     let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
 }
 
 // === impl LocalRedis ===
@@ -55,22 +60,32 @@ fn ping(port: u16) -> bool {
 impl LocalRedis {
     /// Starts a master with no persistence.
     pub fn start() -> Result<LocalRedis, LocalRedisError> {
-        Self::start_with(false)
+        Self::start_with(false, &[])
+    }
+
+    /// Starts a master with no persistence and extra `redis-server`
+    /// arguments, e.g. `["--requirepass", "pw"]`.
+    ///
+    /// # Errors
+    /// As [`LocalRedis::start`].
+    pub fn start_with_args(args: &[&str]) -> Result<LocalRedis, LocalRedisError> {
+        Self::start_with(false, args)
     }
 
     /// Starts a master with `appendonly yes` and `appendfsync always`, so a
     /// restart reloads everything it acknowledged.
     pub fn start_aof() -> Result<LocalRedis, LocalRedisError> {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(aof: bool) -> Result<LocalRedis, LocalRedisError> {
+    fn start_with(aof: bool, extra: &[&str]) -> Result<LocalRedis, LocalRedisError> {
         let mut last = LocalRedisError::NotReady(0);
         for _ in 0..5 {
             let port = free_port()?;
             let mut r = LocalRedis {
                 port,
                 aof,
+                extra: extra.iter().map(|a| (*a).to_string()).collect(),
                 dir: tempfile::Builder::new()
                     .prefix("lockgate-redis-")
                     .tempdir()?,
@@ -105,6 +120,7 @@ impl LocalRedis {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 LocalRedisError::NotInstalled

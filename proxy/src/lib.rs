@@ -14,9 +14,11 @@
 //! - [`scripts`]: the Lua that runs on the masters.
 //! - [`compat`]: recognising what existing lock client libraries send.
 //! - [`server`]: accept loop, per-connection task, graceful shutdown.
-//! - [`admin`]: HTTP for metrics and health.
+//! - [`acl`]: client authentication, command families and key patterns.
+//! - [`admin`]: HTTP for metrics, health and live reload.
 //! - [`metrics`], [`config`], [`error`], [`dev`].
 
+pub mod acl;
 pub mod admin;
 pub mod command;
 pub mod compat;

@@ -1,6 +1,6 @@
 //! The `lockgate` binary: parse flags, init tracing, load and validate the
 //! configuration (exit 64 before binding anything if it is wrong), run the
-//! gateway, drain on SIGINT/SIGTERM.
+//! gateway, reload it on SIGHUP, drain on SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +8,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lockgate::config::{Bootstrap, Config, MasterConfig};
-use lockgate::server::Gateway;
+use lockgate::server::{Gateway, ReloadHooks};
 use tracing::{info, warn};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// A Redlock gateway: one RESP address, quorum locks over N Redis masters,
 /// a fencing token on every grant.
@@ -52,10 +55,49 @@ enum Cmd {
     },
 }
 
-fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+/// Installs the subscriber behind a reload handle, so a configuration
+/// reload can change the level without a restart.
+fn init_tracing(level: &str) -> Option<FilterHandle> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (layer, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::fmt::layer())
+        .try_init()
+        .ok()
+        .map(|()| handle)
+}
+
+/// The command-line overrides, kept so a reload re-reads the file and the
+/// environment exactly as the start did.
+#[derive(Clone)]
+struct Overrides {
+    config: Option<String>,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    log_level: Option<String>,
+    masters: Vec<String>,
+}
+
+impl Overrides {
+    fn load(&self) -> Result<Config, lockgate::config::ConfigError> {
+        let mut config = Config::load_unvalidated(self.config.as_deref(), &env)?;
+        if let Some(l) = &self.listen {
+            config.listen = l.clone();
+        }
+        if let Some(a) = &self.admin_listen {
+            config.admin_listen = a.clone();
+        }
+        if let Some(l) = &self.log_level {
+            config.log_level = l.clone();
+        }
+        if !self.masters.is_empty() {
+            config.masters = self.masters.iter().map(MasterConfig::plain).collect();
+        }
+        Ok(config)
+    }
 }
 
 fn env(k: &str) -> Option<String> {
@@ -76,14 +118,40 @@ async fn wait_for_signal() {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    overrides: Overrides,
+    log: Option<FilterHandle>,
+) -> anyhow::Result<()> {
     for w in config.warnings() {
         warn!("{w}");
     }
-    let grace = config.shutdown_grace;
     let gw = Gateway::start(config).await.context("cannot start")?;
+    gw.set_reload_hooks(ReloadHooks {
+        source: Box::new(move || overrides.load()),
+        log_level: log.map(|h| {
+            Box::new(move |level: &str| {
+                let f = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                h.reload(f).map_err(|e| e.to_string())
+            }) as lockgate::server::LogLevelHook
+        }),
+    });
     info!(listen = %gw.local_addr(), admin = ?gw.admin_addr(), "serving");
-    wait_for_signal().await;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                // The outcome is logged and counted by the reload itself.
+                let _ = gw.reload_from_source();
+            }
+        }
+    }
+    let grace = gw.config().shutdown_grace;
     gw.shutdown(grace).await;
     Ok(())
 }
@@ -136,7 +204,7 @@ fn main() -> ExitCode {
             .map(|c| c.log_level)
             .unwrap_or_else(|_| "info".to_string())
     });
-    init_tracing(&early_level);
+    let log_handle = init_tracing(&early_level);
     if let Some(path) = &cli.check_config {
         return match Config::load(Some(path), &env) {
             Ok(c) => {
@@ -166,33 +234,28 @@ fn main() -> ExitCode {
             admin_listen,
         }) => rt.block_on(dev(masters, listen, admin_listen)),
         None => {
-            let mut config = match Config::load_unvalidated(cli.config.as_deref(), &env) {
+            let overrides = Overrides {
+                config: cli.config,
+                listen: cli.listen,
+                admin_listen: cli.admin_listen,
+                log_level: cli.log_level,
+                masters: cli.masters,
+            };
+            let config = match overrides.load().and_then(Config::validate) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("configuration error: {e}");
                     return ExitCode::from(64);
                 }
             };
-            if let Some(l) = cli.listen {
-                config.listen = l;
-            }
-            if let Some(a) = cli.admin_listen {
-                config.admin_listen = a;
-            }
-            if let Some(l) = cli.log_level {
-                config.log_level = l;
-            }
-            if !cli.masters.is_empty() {
-                config.masters = cli.masters.iter().map(MasterConfig::plain).collect();
-            }
-            let config = match config.validate() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("configuration error: {e}");
-                    return ExitCode::from(64);
+            // The file's level applies now that it has been read, unless
+            // RUST_LOG or --log-level said otherwise at start.
+            if std::env::var("RUST_LOG").is_err() {
+                if let (Some(h), Ok(f)) = (&log_handle, EnvFilter::try_new(&config.log_level)) {
+                    let _ = h.reload(f);
                 }
-            };
-            rt.block_on(serve(config))
+            }
+            rt.block_on(serve(config, overrides, log_handle))
         }
     };
     match result {

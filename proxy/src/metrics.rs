@@ -144,6 +144,12 @@ pub struct Metrics {
     pub client_rejected: IntCounter,
     commands: IntCounterVec,
     pub protocol_errors: IntCounter,
+    /// Failed AUTH attempts by bounded reason (never a user name).
+    pub auth_failures: IntCounterVec,
+    /// Commands refused by an ACL, by reason (command, key, user_gone).
+    pub acl_denied: IntCounterVec,
+    /// Configuration reloads by result (ok, error).
+    pub config_reloads: IntCounterVec,
     pub uptime_start: Gauge,
 }
 
@@ -332,6 +338,56 @@ impl Metrics {
             )
             .expect("valid"),
         );
+        let auth_failures = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_auth_failures_total",
+                    "Failed client authentication attempts by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let acl_denied = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_acl_denied_total",
+                    "Client commands refused by an ACL, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let config_reloads = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_config_reloads_total",
+                    "Configuration reloads (SIGHUP or POST /reload) by result",
+                ),
+                &["result"],
+            )
+            .expect("valid"),
+        );
+        // Export every series from the start, so alerts on rate() see a 0
+        // before the first failure.
+        for reason in [
+            "wrong_password",
+            "unknown_user",
+            "user_disabled",
+            "no_password_configured",
+            "too_many_attempts",
+        ] {
+            auth_failures.with_label_values(&[reason]);
+        }
+        for reason in ["command", "key", "user_gone"] {
+            acl_denied.with_label_values(&[reason]);
+        }
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
         let uptime_start = reg(
             r,
             Gauge::new(
@@ -380,6 +436,9 @@ impl Metrics {
             client_rejected,
             commands,
             protocol_errors,
+            auth_failures,
+            acl_denied,
+            config_reloads,
             uptime_start,
         }
     }

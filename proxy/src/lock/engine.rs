@@ -11,7 +11,7 @@
 //! (`ttl - elapsed - drift`) is still positive. A failed or expired acquire is
 //! released on every master, because a write that timed out may still land.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +62,9 @@ pub struct Engine {
     masters: Vec<Arc<Master>>,
     q: usize,
     cfg: LockConfig,
-    timeout: Duration,
+    /// Per-request master deadline in nanoseconds; atomic so a live reload
+    /// can change it under running requests (each reads it once).
+    timeout_ns: AtomicU64,
     scripts: Arc<ScriptSet>,
     proposer: TokenProposer,
     metrics: Metrics,
@@ -98,7 +100,7 @@ impl Engine {
             masters,
             q,
             cfg,
-            timeout,
+            timeout_ns: AtomicU64::new(duration_ns(timeout)),
             scripts,
             proposer: TokenProposer::new(),
             metrics,
@@ -140,7 +142,14 @@ impl Engine {
     }
 
     pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_nanos(self.timeout_ns.load(Ordering::Relaxed))
+    }
+
+    /// Changes the per-request master deadline (live reload); requests
+    /// already started keep the deadline they computed.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ns
+            .store(duration_ns(timeout), Ordering::Relaxed);
     }
 
     /// Masters able to vote now.
@@ -224,7 +233,7 @@ impl Engine {
     }
 
     fn master_deadline(&self, start: Instant, until: Instant) -> Instant {
-        (start + self.timeout).min(until)
+        (start + self.timeout()).min(until)
     }
 
     /// One acquire attempt (no waiting): locks every key in `keys` for
@@ -482,7 +491,7 @@ impl Engine {
     fn release_in_background(&self, keys: &[Bytes], owner: &Bytes) {
         let keys: Arc<[Bytes]> = keys.to_vec().into();
         let args: Arc<[Bytes]> = Arc::from(vec![owner.clone()]);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeout();
         let (_, futs) = self.fan_out(Which::Release, keys, args, deadline);
         Self::drain(futs);
     }
@@ -494,7 +503,8 @@ impl Engine {
         let want = i64::try_from(keys.len()).unwrap_or(i64::MAX);
         let keys_arc: Arc<[Bytes]> = keys.to_vec().into();
         let args: Arc<[Bytes]> = Arc::from(vec![owner.clone()]);
-        let (asked, mut futs) = self.fan_out(Which::Release, keys_arc, args, start + self.timeout);
+        let (asked, mut futs) =
+            self.fan_out(Which::Release, keys_arc, args, start + self.timeout());
         let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
         let mut best = 0i64;
         while let Some((_, reply)) = futs.next().await {
@@ -552,7 +562,7 @@ impl Engine {
             Bytes::from(ttl.as_millis().to_string()),
             Bytes::from_static(if add { b"1" } else { b"0" }),
         ]);
-        let (asked, mut futs) = self.fan_out(Which::Extend, keys_arc, args, start + self.timeout);
+        let (asked, mut futs) = self.fan_out(Which::Extend, keys_arc, args, start + self.timeout());
         let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
         let mut new_ttl_ms = i64::MAX;
         while let Some((_, reply)) = futs.next().await {
@@ -613,7 +623,7 @@ impl Engine {
             Which::Status,
             keys,
             Arc::from(Vec::new()),
-            start + self.timeout,
+            start + self.timeout(),
         );
         // (owner, token, smallest pttl, votes)
         let mut groups: Vec<(Bytes, u64, i64, usize)> = Vec::new();
@@ -718,6 +728,10 @@ fn parse_code_pair(v: Value) -> Result<(i64, u64), String> {
         },
         other => Err(format!("acquire reply is not an array: {other:?}")),
     }
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ async fn run(
     };
     let engine = &shared.engine;
     let n = c.keys.len();
-    let ttl = c.ttl.unwrap_or(shared.config.lock.max_ttl);
+    let ttl = c.ttl.unwrap_or(shared.config().lock.max_ttl);
     let plain = |r: Reply| Response::Reply(r);
     let acquire = |c: Call| async move {
         match engine.acquire(&c.keys, &c.owner, ttl).await {

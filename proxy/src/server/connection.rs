@@ -55,6 +55,14 @@ pub struct ConnState {
     pub id: u64,
     pub proto: Protocol,
     pub authed: bool,
+    /// The user the connection authenticated as; `None` is the default
+    /// user of a gateway without authentication.
+    pub user: Option<String>,
+    /// Failed AUTH attempts on this connection (see [`super::auth`]).
+    pub auth_failures: u32,
+    /// Set by a failed AUTH: how its reply is delayed, and whether the
+    /// connection closes after it.
+    pub auth_penalty: Option<super::auth::Penalty>,
     /// `LOCK.TOKENS ON`: RESP3 `SET NX` grants carry their token.
     pub token_attribute: bool,
     pub entry: Arc<ClientEntry>,
@@ -102,7 +110,8 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = sock.into_split();
-    let limits = shared.config.limits.clone();
+    let limits = shared.config().limits.clone();
+    let preauth = super::auth::preauth_limits(&limits);
     // Small to start: most connections are idle most of the time (a pool
     // of 10,000 idle clients should cost little), and both buffers grow on
     // demand; the read side reserves READ_CHUNK before each read.
@@ -114,7 +123,10 @@ async fn serve(
     let mut state = ConnState {
         id: entry.id,
         proto: Protocol::Resp2,
-        authed: shared.config.requirepass.is_none(),
+        authed: !crate::acl::required(&shared.config()),
+        user: None,
+        auth_failures: 0,
+        auth_penalty: None,
         token_attribute: false,
         entry,
     };
@@ -125,7 +137,8 @@ async fn serve(
 
     loop {
         while !closing && inflight.len() < limits.max_pipeline {
-            match parse_request(&mut rbuf, &limits) {
+            let lim = if state.authed { &limits } else { &preauth };
+            match parse_request(&mut rbuf, lim) {
                 Ok(Some(args)) => {
                     let (fut, close) = dispatch(shared, &mut state, &mut chains, args);
                     inflight.push_back(fut);
@@ -199,7 +212,8 @@ fn dispatch(
     let proto_before = state.proto;
     let name = args.first().cloned().unwrap_or_default();
     shared.count_command(&name);
-    if !state.authed && !allowed_before_auth(&name) {
+    // Authentication may have been turned off by a reload since connect.
+    if !state.authed && !allowed_before_auth(&name) && crate::acl::required(&shared.config()) {
         let r = Reply::error("NOAUTH Authentication required.");
         return (ready(Response::Reply(r), proto_before), false);
     }
@@ -207,12 +221,23 @@ fn dispatch(
         Ok(r) => r,
         Err(reply) => return (ready(Response::Reply(reply), proto_before), false),
     };
+    if let Err((reply, close)) = super::auth::gate(shared, state, &args, &req) {
+        return (ready(Response::Reply(reply), proto_before), close);
+    }
     match req {
         Request::Local(Local::Quit) => (ready(Response::Quit, proto_before), true),
         Request::Local(l) => {
             let reply = local::answer(shared, state, l);
             // HELLO answers in the protocol it switches to.
-            (ready(Response::Reply(reply), state.proto), false)
+            let proto = state.proto;
+            if let Some(p) = state.auth_penalty.take() {
+                let fut = async move {
+                    tokio::time::sleep(p.delay).await;
+                    (Response::Reply(reply), proto)
+                };
+                return (fut.boxed(), p.close);
+            }
+            (ready(Response::Reply(reply), proto), false)
         }
         Request::Lock(cmd) => {
             let keys = cmd.keys();

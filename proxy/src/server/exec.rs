@@ -106,7 +106,8 @@ pub(super) fn ms_reply(d: Duration) -> Reply {
 
 /// Checks a TTL against the configured bounds.
 pub fn check_ttl(shared: &Shared, cmd: &str, ttl: Duration) -> Result<(), Reply> {
-    let lc = &shared.config.lock;
+    let cfg = shared.config();
+    let lc = &cfg.lock;
     if ttl < lc.min_ttl || ttl > lc.max_ttl {
         return Err(Reply::error(format!(
             "ERR invalid ttl in '{cmd}' command: must be between {} and {} ms",
@@ -119,7 +120,7 @@ pub fn check_ttl(shared: &Shared, cmd: &str, ttl: Duration) -> Result<(), Reply>
 
 /// Checks a key against the configured length limit.
 pub fn check_key(shared: &Shared, cmd: &str, key: &[u8]) -> Result<(), Reply> {
-    let max = shared.config.limits.max_key_bytes;
+    let max = shared.config().limits.max_key_bytes;
     if key.len() > max {
         return Err(Reply::error(format!(
             "ERR invalid key in '{cmd}' command: longer than {max} bytes"
@@ -149,7 +150,7 @@ pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
                 {
                     return rejected(&shared, Op::Acquire, r);
                 }
-                let max_wait = shared.config.lock.max_wait;
+                let max_wait = shared.config().lock.max_wait;
                 if wait.is_some_and(|w| w > max_wait) {
                     let r = Reply::error(format!(
                         "ERR invalid wait in 'lock.acquire' command: at most {} ms",
@@ -238,8 +239,8 @@ pub fn dropin(
             DropIn::SetNx { key, value, ttl } => {
                 let ttl = match ttl {
                     Some(t) => t,
-                    None if shared.config.lock.set_without_ttl_uses_max => {
-                        shared.config.lock.max_ttl
+                    None if shared.config().lock.set_without_ttl_uses_max => {
+                        shared.config().lock.max_ttl
                     }
                     None => {
                         let r = Reply::error(

@@ -2,7 +2,7 @@
 //!
 //! The server identifies as Redis 7.2 in HELLO and INFO, because client
 //! libraries gate features on that version; the real identity is in the
-//! `lockgate` INFO section. Passwords are compared in constant time.
+//! `lockgate` INFO section. Credentials are checked by [`super::auth`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -124,47 +124,6 @@ fn command_info(name: &[u8]) -> Reply {
     }
 }
 
-/// Constant-time byte comparison: the time taken does not depend on where
-/// the inputs first differ.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    let n = a.len().max(b.len());
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= x ^ y;
-    }
-    diff == 0
-}
-
-/// Checks credentials the way Redis does for the `default` user.
-fn check_auth(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
-    match &shared.config.requirepass {
-        None => match user {
-            // The default user has no password: Redis accepts any password
-            // for it when named, and refuses a bare AUTH.
-            Some(u) if u == b"default" => Ok(()),
-            Some(_) => Err(Reply::error(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            )),
-            None => Err(Reply::error(
-                "ERR AUTH <password> called without any password configured for the default \
-                 user. Are you sure your configuration is correct?",
-            )),
-        },
-        Some(pw) => {
-            let user_ok = user.is_none_or(|u| u == b"default");
-            if user_ok && ct_eq(pass, pw.as_bytes()) {
-                Ok(())
-            } else {
-                Err(Reply::error(
-                    "WRONGPASS invalid username-password pair or user is disabled.",
-                ))
-            }
-        }
-    }
-}
-
 fn hello_map(state: &ConnState) -> Reply {
     Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
@@ -205,13 +164,12 @@ pub fn answer(shared: &Shared, state: &mut ConnState, cmd: Local) -> Reply {
         Local::Ping(None) => Reply::simple("PONG"),
         Local::Ping(Some(m)) | Local::Echo(m) => Reply::Bulk(m),
         Local::Hello(h) => hello(shared, state, h),
-        Local::Auth { user, pass } => match check_auth(shared, user.as_deref(), &pass) {
-            Ok(()) => {
-                state.authed = true;
-                Reply::Ok
+        Local::Auth { user, pass } => {
+            match super::auth::login(shared, state, user.as_deref(), &pass) {
+                Ok(()) => Reply::Ok,
+                Err(e) => e,
             }
-            Err(e) => e,
-        },
+        }
         Local::Select(0) => Reply::Ok,
         Local::Select(_) => Reply::error("ERR DB index is out of range"),
         Local::Quit => Reply::Ok,
@@ -222,7 +180,8 @@ pub fn answer(shared: &Shared, state: &mut ConnState, cmd: Local) -> Reply {
         Local::Reset => {
             state.proto = Protocol::Resp2;
             state.token_attribute = false;
-            state.authed = shared.config.requirepass.is_none();
+            state.authed = !crate::acl::required(&shared.config());
+            state.user = None;
             if let Ok(mut m) = state.entry.meta.lock() {
                 m.name = None;
                 m.resp = 2;
@@ -261,10 +220,9 @@ fn hello(shared: &Shared, state: &mut ConnState, h: HelloArgs) -> Reply {
         Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
     };
     if let Some((user, pass)) = &h.auth {
-        if let Err(e) = check_auth(shared, Some(user), pass) {
+        if let Err(e) = super::auth::login(shared, state, Some(user), pass) {
             return e;
         }
-        state.authed = true;
     }
     if !state.authed {
         return Reply::error(
@@ -377,7 +335,7 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.clients.len(),
-            shared.config.limits.max_clients
+            shared.config().limits.max_clients
         );
     }
     if want("persistence") {
@@ -423,14 +381,6 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_compare_is_still_a_compare() {
-        assert!(ct_eq(b"secret", b"secret"));
-        assert!(!ct_eq(b"secret", b"secreT"));
-        assert!(!ct_eq(b"secret", b"secret2"));
-        assert!(!ct_eq(b"", b"x"));
-    }
 
     #[test]
     fn client_names_refuse_spaces() {

@@ -5,17 +5,26 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
+//! - [`auth`]: pre-auth limits, failed-AUTH rate limit, the ACL gate.
+//! - [`reload`]: what a live configuration reload may change.
+//!
+//! The configuration in force is held in an `ArcSwap` behind
+//! [`Shared::config`]: a reload replaces it whole, and every reader sees
+//! either the old or the new one, never a mix.
 
+pub mod auth;
 mod compat;
 pub mod connection;
 pub mod exec;
 pub mod local;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use prometheus::IntCounter;
 use tokio::io::AsyncWriteExt;
@@ -26,13 +35,26 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, Readiness};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::lock::{recovery, Engine};
 use crate::master::Master;
 use crate::metrics::Metrics;
 use crate::scripts::ScriptSet;
 
 pub use connection::ClientEntry;
+pub use reload::ReloadError;
+
+/// Where a reload gets its configuration: the binary re-reads the file and
+/// environment it started with.
+pub type ConfigSource = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+/// Applies a new log filter (a tracing_subscriber reload handle).
+pub type LogLevelHook = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How the binary lets the gateway reload itself.
+pub struct ReloadHooks {
+    pub source: ConfigSource,
+    pub log_level: Option<LogLevelHook>,
+}
 
 /// Why the gateway could not start; the operator is at fault (bad address,
 /// port in use) or the environment is.
@@ -80,7 +102,10 @@ const COUNTED: &[&str] = &[
 
 /// State shared by every connection of one gateway.
 pub struct Shared {
-    pub config: Arc<Config>,
+    config: ArcSwap<Config>,
+    reload_hooks: OnceLock<ReloadHooks>,
+    /// Serialises reloads, so two cannot interleave their compare and swap.
+    reloading: Mutex<()>,
     pub engine: Arc<Engine>,
     pub metrics: Metrics,
     pub clients: DashMap<u64, Arc<ClientEntry>>,
@@ -95,6 +120,82 @@ pub struct Shared {
 // === impl Shared ===
 
 impl Shared {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Validates `new`, checks that every change may be applied live, and
+    /// swaps it in. Returns the keys that changed.
+    ///
+    /// # Errors
+    /// [`ReloadError`] naming the key; nothing is applied then.
+    pub fn reload(&self, new: Config) -> Result<Vec<&'static str>, ReloadError> {
+        let r = self.apply(new);
+        let result = if r.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .config_reloads
+            .with_label_values(&[result])
+            .inc();
+        match &r {
+            Ok(changed) => info!(?changed, "configuration reloaded"),
+            Err(e) => warn!(cause = %e, "configuration reload refused"),
+        }
+        r
+    }
+
+    fn apply(&self, new: Config) -> Result<Vec<&'static str>, ReloadError> {
+        let new = new.validate()?;
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.config();
+        let changed = reload::plan(&old, &new)?;
+        if changed.contains(&"log_level") {
+            if let Some(hook) = self.reload_hooks.get().and_then(|h| h.log_level.as_ref()) {
+                hook(&new.log_level).map_err(|reason| {
+                    ReloadError::Invalid(ConfigError::Invalid {
+                        key: "log_level".into(),
+                        reason,
+                    })
+                })?;
+            }
+        }
+        if changed.contains(&"master.timeout_ms") {
+            self.engine.set_timeout(new.master.timeout);
+        }
+        for w in new.warnings() {
+            warn!("{w}");
+        }
+        self.config.store(Arc::new(new));
+        Ok(changed)
+    }
+
+    /// Re-reads the configuration source the binary registered and applies
+    /// it (SIGHUP, `POST /reload`).
+    ///
+    /// # Errors
+    /// [`ReloadError::NoSource`] without a registered source, otherwise as
+    /// [`Shared::reload`].
+    pub fn reload_from_source(&self) -> Result<Vec<&'static str>, ReloadError> {
+        let Some(hooks) = self.reload_hooks.get() else {
+            self.metrics
+                .config_reloads
+                .with_label_values(&["error"])
+                .inc();
+            return Err(ReloadError::NoSource);
+        };
+        match (hooks.source)() {
+            Ok(c) => self.reload(c),
+            Err(e) => {
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                warn!(cause = %e, "configuration reload refused");
+                Err(ReloadError::Invalid(e))
+            }
+        }
+    }
+
     fn next_client_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -136,6 +237,39 @@ impl Readiness for EngineReadiness {
                 e.masters().len(),
                 e.quorum()
             ))
+        }
+    }
+}
+
+/// Lets the admin listener trigger and guard reloads.
+struct SharedReloader(Arc<Shared>);
+
+impl admin::Reloader for SharedReloader {
+    fn reload(&self) -> Result<String, String> {
+        match self.0.reload_from_source() {
+            Ok(changed) if changed.is_empty() => Ok("reloaded; nothing changed\n".into()),
+            Ok(changed) => Ok(format!("reloaded; changed: {}\n", changed.join(", "))),
+            Err(e) => Err(format!("{e}\n")),
+        }
+    }
+
+    fn guard(&self, bearer: Option<&[u8]>) -> Result<(), admin::GuardError> {
+        let cfg = self.0.config();
+        match (&cfg.admin_token, bearer) {
+            (Some(t), Some(b)) => {
+                let ok = crate::acl::digest_eq(
+                    &crate::acl::sha256(t.as_bytes()),
+                    &crate::acl::sha256(b),
+                );
+                if ok {
+                    Ok(())
+                } else {
+                    Err(admin::GuardError::Unauthorized)
+                }
+            }
+            (Some(_), None) => Err(admin::GuardError::Unauthorized),
+            (None, _) if crate::config::is_loopback_listen(&cfg.admin_listen) => Ok(()),
+            (None, _) => Err(admin::GuardError::NeedsToken),
         }
     }
 }
@@ -216,21 +350,12 @@ impl Gateway {
         let stop_background = CancellationToken::new();
         let draining = Arc::new(AtomicBool::new(false));
         tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
-        if let Some(l) = admin_listener {
-            tokio::spawn(admin::serve(
-                l,
-                metrics.clone(),
-                Arc::new(EngineReadiness {
-                    engine: engine.clone(),
-                    draining: draining.clone(),
-                }),
-                stop_background.clone(),
-            ));
-        }
 
         let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
         let shared = Arc::new(Shared {
-            config: Arc::new(config),
+            config: ArcSwap::from_pointee(config),
+            reload_hooks: OnceLock::new(),
+            reloading: Mutex::new(()),
             engine,
             other_counter: metrics.command("other"),
             metrics,
@@ -241,6 +366,18 @@ impl Gateway {
             commands_processed: AtomicU64::new(0),
             command_counters,
         });
+        if let Some(l) = admin_listener {
+            tokio::spawn(admin::serve(
+                l,
+                shared.metrics.clone(),
+                Arc::new(EngineReadiness {
+                    engine: shared.engine.clone(),
+                    draining: draining.clone(),
+                }),
+                Arc::new(SharedReloader(shared.clone())),
+                stop_background.clone(),
+            ));
+        }
         let stop_accepting = CancellationToken::new();
         let stop_connections = CancellationToken::new();
         let connections = TaskTracker::new();
@@ -272,6 +409,33 @@ impl Gateway {
     /// The bound admin address, if the admin listener is enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
+    }
+
+    /// Applies a new configuration live; see [`reload`] for what may change.
+    ///
+    /// # Errors
+    /// [`ReloadError`] naming the key; nothing is applied then.
+    pub fn reload(&self, new: Config) -> Result<Vec<&'static str>, ReloadError> {
+        self.shared.reload(new)
+    }
+
+    /// Re-reads the registered configuration source and applies it.
+    ///
+    /// # Errors
+    /// As [`Gateway::reload`], or [`ReloadError::NoSource`].
+    pub fn reload_from_source(&self) -> Result<Vec<&'static str>, ReloadError> {
+        self.shared.reload_from_source()
+    }
+
+    /// Registers how SIGHUP and `POST /reload` re-read the configuration;
+    /// only the first call counts.
+    pub fn set_reload_hooks(&self, hooks: ReloadHooks) {
+        let _ = self.shared.reload_hooks.set(hooks);
     }
 
     /// The lock engine (tests and the chaos suite use its hooks).
@@ -332,8 +496,9 @@ async fn accept_loop(
     stop_connections: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let max_clients = shared.config.limits.max_clients;
     loop {
+        // Read per connection, so a reloaded limit applies at once.
+        let max_clients = shared.config().limits.max_clients;
         let accepted = tokio::select! {
             _ = stop_accepting.cancelled() => return,
             r = listener.accept() => r,

@@ -26,6 +26,16 @@ impl Cluster {
         }
     }
 
+    /// Masters started with extra `redis-server` arguments, e.g.
+    /// `["--requirepass", "pw"]` or an ACL user.
+    pub fn start_with_args(n: usize, args: &[&str]) -> Cluster {
+        Cluster {
+            masters: (0..n)
+                .map(|_| LocalRedis::start_with_args(args).expect("redis-server must be installed"))
+                .collect(),
+        }
+    }
+
     pub fn start_aof(n: usize) -> Cluster {
         Cluster {
             masters: (0..n)
