@@ -5,10 +5,12 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
+//! - [`kinds`]: the same for read-write locks and semaphores (issue 9).
 
 mod compat;
 pub mod connection;
 pub mod exec;
+pub mod kinds;
 pub mod local;
 
 use std::net::SocketAddr;
@@ -76,6 +78,15 @@ const COUNTED: &[&str] = &[
     "eval",
     "evalsha",
     "script",
+    "rwlock.read",
+    "rwlock.write",
+    "rwlock.release",
+    "rwlock.extend",
+    "rwlock.status",
+    "sem.acquire",
+    "sem.release",
+    "sem.extend",
+    "sem.status",
 ];
 
 /// State shared by every connection of one gateway.
