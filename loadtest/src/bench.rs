@@ -7,9 +7,11 @@
 //! within one run, are the result.
 //!
 //! Sections (`--only` / `--skip`): `overhead`, `redlock`, `degraded`,
-//! `connections`, and `etcd`, which also starts a single-node `etcd` and
-//! needs the `etcd` cargo feature; without it, or without `etcd` on PATH,
-//! the etcd rows are skipped with one line saying how to enable them.
+//! `connections`, `kinds` (plain locks vs semaphores vs read and write
+//! locks on one gateway over the same 5 masters, issue 9), and `etcd`,
+//! which also starts a single-node `etcd` and needs the `etcd` cargo
+//! feature; without it, or without `etcd` on PATH, the etcd rows are
+//! skipped with one line saying how to enable them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -167,7 +169,10 @@ fn row(label: &str, workers: usize, runs: &[RunResult]) -> Row {
                 .collect::<Vec<_>>()
                 .join(", ")
         },
-        unsafe_runs: runs.iter().filter(|r| !r.safety.safe()).count(),
+        unsafe_runs: runs
+            .iter()
+            .filter(|r| !r.safety.safe() || !r.kinds.clean())
+            .count(),
     }
 }
 
@@ -227,12 +232,14 @@ fn cfg(args: &BenchArgs, targets: Vec<String>, mode: Mode, workers: usize) -> Ru
         zipf_s: 1.0,
         busy_pause_ms: 1,
         progress: false,
+        permits: 3,
+        write_percent: 0,
     }
 }
 
 async fn one(c: RunConfig) -> anyhow::Result<RunResult> {
     let r = workload::run(c).await?;
-    if !r.safety.safe() {
+    if !r.safety.safe() || !r.kinds.clean() {
         eprintln!("SAFETY VIOLATION in a bench run:\n{}", workload::table(&r));
     }
     Ok(r)
@@ -278,7 +285,14 @@ fn masters_cpu(masters: &[LocalRedis]) -> f64 {
         .sum()
 }
 
-const SECTIONS: [&str; 5] = ["overhead", "redlock", "degraded", "connections", "etcd"];
+const SECTIONS: [&str; 6] = [
+    "overhead",
+    "redlock",
+    "degraded",
+    "connections",
+    "etcd",
+    "kinds",
+];
 
 fn selected(args: &BenchArgs, section: &str) -> bool {
     (args.only.is_empty() || args.only.iter().any(|s| s == section))
@@ -327,11 +341,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let gw5 = if selected(&args, "redlock") || selected(&args, "degraded") {
-        Some(Gateway::start(&bin, &all, &[]).await?)
-    } else {
-        None
-    };
+    let gw5 =
+        if selected(&args, "redlock") || selected(&args, "degraded") || selected(&args, "kinds") {
+            Some(Gateway::start(&bin, &all, &[]).await?)
+        } else {
+            None
+        };
     let five: Vec<String> = masters.iter().map(|m| m.address()).collect();
     if let (true, Some(gw5)) = (selected(&args, "redlock"), &gw5) {
         println!("== client-side Redlock: gateway over 5 masters vs rslock over the same 5");
@@ -420,6 +435,44 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         rep.rows
             .push(row("rslock, 1 of 5 stopped (1 run)", w, &[r]));
         tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    if let (true, Some(gw5)) = (selected(&args, "kinds"), &gw5) {
+        println!("== kinds: plain locks vs semaphores vs read and write locks, one gateway over 5 masters");
+        for &w in &args.workers {
+            let mut runs: [Vec<RunResult>; 4] = Default::default();
+            for _ in 0..args.rounds {
+                for (i, (mode, write_percent)) in [
+                    (Mode::Native, 0),
+                    (Mode::Sem, 0),
+                    (Mode::Rwlock, 0),
+                    (Mode::Rwlock, 100),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let mut c = cfg(&args, vec![gw5.addr.clone()], mode, w);
+                    c.write_percent = write_percent;
+                    runs[i].push(one(c).await?);
+                }
+            }
+            let [plain, sem, read, write] = &runs;
+            let rows = [
+                row("plain lock, 5 masters", w, plain),
+                row("semaphore (3 permits), 5 masters", w, sem),
+                row("rw read lock, 5 masters", w, read),
+                row("rw write lock, 5 masters", w, write),
+            ];
+            for (other, what) in [(1, "semaphore"), (2, "rw read"), (3, "rw write")] {
+                rep.compare(
+                    &format!("kinds W={w}: {what}/plain"),
+                    &rows[other],
+                    &rows[0],
+                    &[Metric::Cycles, Metric::P50],
+                );
+            }
+            rep.rows.extend(rows);
+        }
     }
 
     if selected(&args, "connections") {

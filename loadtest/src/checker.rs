@@ -16,7 +16,7 @@
 //! which is exactly what fencing tokens are for; duplicates and backwards
 //! tokens are never acceptable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -125,6 +125,123 @@ pub fn analyse(history: &[GrantRecord], stale_rejected: u64) -> Report {
                 r.overlapping_validity += 1;
             }
             latest_end = latest_end.max(Some(g.end()));
+        }
+    }
+    r
+}
+
+/// Which lock kind a grant of a read-write lock or semaphore was (issue 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Read,
+    Write,
+    /// A semaphore permit out of `permits`.
+    Sem {
+        permits: u64,
+    },
+}
+
+/// One grant of a read-write lock or semaphore, as the client saw it. Its
+/// token also goes into the plain [`GrantRecord`] history, so the token
+/// checks cover every kind on one key together.
+#[derive(Debug, Clone)]
+pub struct KindRecord {
+    pub key: u64,
+    pub kind: Kind,
+    pub token: u64,
+    pub granted: Instant,
+    pub validity: Duration,
+    pub released: Option<Instant>,
+}
+
+impl KindRecord {
+    fn end(&self) -> Instant {
+        let lease_end = self.granted + self.validity;
+        self.released.map_or(lease_end, |r| r.min(lease_end))
+    }
+}
+
+/// What the kinds analysis found. Like plain overlaps, these can only
+/// happen under timing faults; in a run without faults they are bugs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindReport {
+    pub reads: u64,
+    pub writes: u64,
+    pub sem_grants: u64,
+    /// Instants at which more semaphore holders than `permits` had live
+    /// validity (counted once per grant that pushed the count over).
+    pub sem_over_permits: u64,
+    /// Grants that made a writer's live validity overlap another reader's
+    /// or writer's.
+    pub writer_overlaps: u64,
+    pub examples: Vec<String>,
+}
+
+impl KindReport {
+    /// True when no kind's exclusion rule was seen broken.
+    pub fn clean(&self) -> bool {
+        self.sem_over_permits == 0 && self.writer_overlaps == 0
+    }
+}
+
+/// Checks the kinds' invariants over live validity windows
+/// (`granted .. min(release sent, granted + validity)`), per key: never more
+/// than `permits` semaphore holders at once; never a writer together with
+/// any other reader or writer.
+pub fn analyse_kinds(history: &[KindRecord]) -> KindReport {
+    let mut r = KindReport::default();
+    let mut by_key: BTreeMap<u64, Vec<&KindRecord>> = BTreeMap::new();
+    for g in history {
+        match g.kind {
+            Kind::Read => r.reads += 1,
+            Kind::Write => r.writes += 1,
+            Kind::Sem { .. } => r.sem_grants += 1,
+        }
+        by_key.entry(g.key).or_default().push(g);
+    }
+    let example = |r: &mut KindReport, s: String| {
+        if r.examples.len() < MAX_EXAMPLES {
+            r.examples.push(s);
+        }
+    };
+    for (key, mut grants) in by_key {
+        grants.sort_by_key(|g| g.granted);
+        // Each grant against the earlier grants still live when it arrived.
+        for (i, g) in grants.iter().enumerate() {
+            let live: Vec<&&KindRecord> =
+                grants[..i].iter().filter(|e| e.end() > g.granted).collect();
+            match g.kind {
+                Kind::Sem { permits } => {
+                    let holders = 1 + live
+                        .iter()
+                        .filter(|e| matches!(e.kind, Kind::Sem { .. }))
+                        .count() as u64;
+                    if holders > permits {
+                        r.sem_over_permits += 1;
+                        example(
+                            &mut r,
+                            format!("key {key}: token {} made {holders} live holders of {permits} permits", g.token),
+                        );
+                    }
+                }
+                Kind::Read | Kind::Write => {
+                    let clash = live.iter().find(|e| {
+                        !matches!(e.kind, Kind::Sem { .. })
+                            && (g.kind == Kind::Write || e.kind == Kind::Write)
+                    });
+                    if let Some(e) = clash {
+                        r.writer_overlaps += 1;
+                        example(
+                            &mut r,
+                            format!(
+                                "key {key}: {:?} token {} granted while {:?} token {} was live",
+                                g.kind, g.token, e.kind, e.token
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
     r
@@ -263,6 +380,63 @@ mod tests {
         // B granted at 200: A's lease ended at 101, so no overlap.
         let h = [a, g(b, 1, 11, 150, 200, 300)];
         assert_eq!(analyse(&h, 0).overlapping_validity, 0);
+    }
+
+    fn k(b: Instant, kind: Kind, token: u64, got: u64, rel: u64) -> KindRecord {
+        KindRecord {
+            key: 1,
+            kind,
+            token,
+            granted: at(b, got),
+            validity: Duration::from_secs(1),
+            released: Some(at(b, rel)),
+        }
+    }
+
+    #[test]
+    fn permits_holders_at_once_pass_and_one_more_is_caught() {
+        let b = Instant::now();
+        let sem = Kind::Sem { permits: 2 };
+        let ok = [
+            k(b, sem, 1, 0, 10),
+            k(b, sem, 2, 1, 10),
+            k(b, sem, 3, 10, 20),
+        ];
+        let r = analyse_kinds(&ok);
+        assert!(r.clean(), "{r:?}");
+        assert_eq!(r.sem_grants, 3);
+        let over = [
+            k(b, sem, 1, 0, 10),
+            k(b, sem, 2, 1, 10),
+            k(b, sem, 3, 5, 20),
+        ];
+        let r = analyse_kinds(&over);
+        assert_eq!(r.sem_over_permits, 1);
+        assert!(!r.clean());
+    }
+
+    #[test]
+    fn readers_may_share_but_a_writer_overlapping_a_reader_is_caught() {
+        let b = Instant::now();
+        let shared = [k(b, Kind::Read, 1, 0, 10), k(b, Kind::Read, 2, 1, 10)];
+        assert!(analyse_kinds(&shared).clean());
+        let w_after_r = [k(b, Kind::Read, 1, 0, 10), k(b, Kind::Write, 2, 5, 20)];
+        assert_eq!(analyse_kinds(&w_after_r).writer_overlaps, 1);
+        let r_after_w = [k(b, Kind::Write, 1, 0, 10), k(b, Kind::Read, 2, 5, 20)];
+        assert_eq!(analyse_kinds(&r_after_w).writer_overlaps, 1);
+        let w_w = [k(b, Kind::Write, 1, 0, 10), k(b, Kind::Write, 2, 5, 20)];
+        assert_eq!(analyse_kinds(&w_w).writer_overlaps, 1);
+        let serial = [k(b, Kind::Write, 1, 0, 10), k(b, Kind::Read, 2, 10, 20)];
+        assert!(analyse_kinds(&serial).clean());
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_ends_a_kind_holding_time() {
+        let b = Instant::now();
+        let mut w = k(b, Kind::Write, 1, 0, 5_000);
+        w.validity = Duration::from_millis(100);
+        let h = [w, k(b, Kind::Read, 2, 200, 300)];
+        assert!(analyse_kinds(&h).clean());
     }
 
     #[test]

@@ -86,6 +86,12 @@ struct RunArgs {
     /// Upper bound of the random pause after a refused acquire.
     #[arg(long, default_value_t = 2)]
     busy_pause_ms: u64,
+    /// `--mode sem`: permits per semaphore.
+    #[arg(long, default_value_t = 3)]
+    permits: u64,
+    /// `--mode rwlock`: percent of cycles that take the write lock.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
+    write_percent: u8,
     /// Write the result as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -111,6 +117,8 @@ impl RunArgs {
             zipf_s: self.zipf_s,
             busy_pause_ms: self.busy_pause_ms,
             progress: !self.no_progress,
+            permits: self.permits,
+            write_percent: self.write_percent,
         }
     }
 }
@@ -126,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(path, serde_json::to_vec_pretty(&r)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            if !r.safety.safe() || r.lost_updates > 0 {
+            if !r.safety.safe() || r.lost_updates > 0 || !r.kinds.clean() {
                 eprintln!("SAFETY VIOLATION: see above");
                 std::process::exit(2);
             }

@@ -58,6 +58,12 @@ pub enum Mode {
     /// etcd's v3 lock API (single node or cluster endpoint); needs the
     /// `etcd` cargo feature. The `etcd` module below says what a cycle does.
     Etcd,
+    /// `RWLOCK.READ` or `RWLOCK.WRITE` (`--write-percent` of cycles) and
+    /// `RWLOCK.RELEASE` (gateway only).
+    Rwlock,
+    /// `SEM.ACQUIRE key permits` (`--permits`) and `SEM.RELEASE` (gateway
+    /// only).
+    Sem,
 }
 
 /// Everything one run needs.
@@ -80,6 +86,10 @@ pub struct RunConfig {
     pub zipf_s: f64,
     pub busy_pause_ms: u64,
     pub progress: bool,
+    /// `sem`: permits per semaphore.
+    pub permits: u64,
+    /// `rwlock`: the share of cycles that take the write lock, in percent.
+    pub write_percent: u8,
 }
 
 /// The result of one run.
@@ -103,6 +113,8 @@ pub struct RunResult {
     /// (admitted writes the final counters do not account for).
     pub rmw_writes: u64,
     pub lost_updates: u64,
+    /// The read-write lock and semaphore invariants (modes `rwlock`, `sem`).
+    pub kinds: checker::KindReport,
 }
 
 /// A lock the worker holds.
@@ -112,6 +124,8 @@ struct Held {
     token: Option<u64>,
     validity: Duration,
     handle: Handle,
+    /// Read-write lock or semaphore grants: which kind.
+    kind: Option<checker::Kind>,
 }
 
 /// What a client library needs back to release a lock, beyond name and
@@ -141,6 +155,10 @@ enum Client {
         tokens: bool,
     },
     Rslock(rslock::LockManager),
+    /// `RWLOCK.*`: the write share in percent.
+    Rw(MultiplexedConnection, u8),
+    /// `SEM.*`: the permit count.
+    Sem(MultiplexedConnection, u64),
     /// One gRPC channel (HTTP/2, multiplexed), shared by clones. Boxed: with
     /// a stub per etcd service it is far larger than the other variants.
     #[cfg(feature = "etcd")]
@@ -149,6 +167,10 @@ enum Client {
 
 /// redis-py's `Lock` release script, byte for byte.
 const REDIS_PY_RELEASE: &str = "\n        local token = redis.call('get', KEYS[1])\n        if not token or token ~= ARGV[1] then\n            return 0\n        end\n        redis.call('del', KEYS[1])\n        return 1\n    ";
+
+/// How long an `rwlock` writer waits (`WAIT`), holding back new readers;
+/// well under the client's response timeout.
+const WRITER_WAIT_MS: u64 = 200;
 
 /// Prefix of the error kinds after which a worker replaces its connection.
 const DISCONNECTED: &str = "disconnected ";
@@ -195,9 +217,14 @@ impl Client {
     async fn connect(cfg: &RunConfig) -> anyhow::Result<Client> {
         let first = cfg.targets.first().context("no target")?;
         match cfg.mode {
-            Mode::Native => {
+            Mode::Native | Mode::Rwlock | Mode::Sem => {
                 let c = redis::Client::open(format!("redis://{first}/"))?;
-                Ok(Client::Native(c.get_multiplexed_async_connection().await?))
+                let conn = c.get_multiplexed_async_connection().await?;
+                Ok(match cfg.mode {
+                    Mode::Rwlock => Client::Rw(conn, cfg.write_percent),
+                    Mode::Sem => Client::Sem(conn, cfg.permits.max(1)),
+                    _ => Client::Native(conn),
+                })
             }
             Mode::Dropin => {
                 let c = redis::Client::open(format!("redis://{first}/?protocol=resp3"))?;
@@ -250,7 +277,7 @@ impl Client {
 
     fn has_tokens(&self) -> bool {
         match self {
-            Client::Native(_) => true,
+            Client::Native(_) | Client::Rw(..) | Client::Sem(..) => true,
             Client::Dropin { tokens, .. } => *tokens,
             Client::Rslock(_) => false,
             #[cfg(feature = "etcd")]
@@ -267,26 +294,36 @@ impl Client {
                     .query_async(c)
                     .await
                     .map_err(|e| kind(&e))?;
-                match v {
-                    Value::Array(items) => match items.as_slice() {
-                        [Value::BulkString(owner), token, validity] => {
-                            Ok(Acquired::Granted(Held {
-                                name: name.to_string(),
-                                owner: owner.clone(),
-                                token: int(token).and_then(|t| u64::try_from(t).ok()),
-                                validity: Duration::from_millis(
-                                    int(validity)
-                                        .and_then(|v| u64::try_from(v).ok())
-                                        .unwrap_or(0),
-                                ),
-                                handle: Handle::None,
-                            }))
-                        }
-                        _ => Err("unexpected reply".into()),
-                    },
-                    Value::Nil => Ok(Acquired::Busy),
-                    _ => Err("unexpected reply".into()),
+                native_grant(v, name, None)
+            }
+            Client::Rw(c, write_percent) => {
+                let write = rand::rng().random_range(0..100u8) < *write_percent;
+                let cmd = if write { "RWLOCK.WRITE" } else { "RWLOCK.READ" };
+                let mut req = redis::cmd(cmd);
+                req.arg(name).arg(ttl_ms);
+                if write {
+                    // A writer that does not wait never holds back readers,
+                    // so on a hot key it would starve; waiting exercises
+                    // writer preference.
+                    req.arg("WAIT").arg(WRITER_WAIT_MS);
                 }
+                let v: Value = req.query_async(c).await.map_err(|e| kind(&e))?;
+                let k = if write {
+                    checker::Kind::Write
+                } else {
+                    checker::Kind::Read
+                };
+                native_grant(v, name, Some(k))
+            }
+            Client::Sem(c, permits) => {
+                let v: Value = redis::cmd("SEM.ACQUIRE")
+                    .arg(name)
+                    .arg(*permits)
+                    .arg(ttl_ms)
+                    .query_async(c)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                native_grant(v, name, Some(checker::Kind::Sem { permits: *permits }))
             }
             Client::Dropin { conn, .. } => {
                 let owner: [u8; 16] = rand::random();
@@ -326,6 +363,7 @@ impl Client {
                             .unwrap_or(ttl_ms),
                     ),
                     handle: Handle::None,
+                    kind: None,
                 }))
             }
             Client::Rslock(m) => match m.lock(name.as_bytes(), Duration::from_millis(ttl_ms)).await
@@ -336,6 +374,7 @@ impl Client {
                     token: None,
                     validity: Duration::from_millis(l.validity_time as u64),
                     handle: Handle::Rslock(l),
+                    kind: None,
                 })),
                 Err(rslock::LockError::Unavailable) => Ok(Acquired::Busy),
                 Err(e) => Err(format!("{e}")),
@@ -350,6 +389,20 @@ impl Client {
         match self {
             Client::Native(c) => {
                 let n: i64 = redis::cmd("LOCK.RELEASE")
+                    .arg(&h.name)
+                    .arg(&h.owner)
+                    .query_async(c)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                Ok(n == 1)
+            }
+            Client::Rw(c, _) | Client::Sem(c, _) => {
+                let cmd = if matches!(h.kind, Some(checker::Kind::Sem { .. })) {
+                    "SEM.RELEASE"
+                } else {
+                    "RWLOCK.RELEASE"
+                };
+                let n: i64 = redis::cmd(cmd)
                     .arg(&h.name)
                     .arg(&h.owner)
                     .query_async(c)
@@ -378,6 +431,30 @@ impl Client {
                 _ => Err("etcd: grant without a lease".into()),
             },
         }
+    }
+}
+
+/// Parses `[owner, token, validity_ms]` or nil, the native grant reply of
+/// `LOCK.ACQUIRE`, `RWLOCK.READ|WRITE` and `SEM.ACQUIRE`.
+fn native_grant(v: Value, name: &str, kind: Option<checker::Kind>) -> Result<Acquired, String> {
+    match v {
+        Value::Array(items) => match items.as_slice() {
+            [Value::BulkString(owner), token, validity] => Ok(Acquired::Granted(Held {
+                name: name.to_string(),
+                owner: owner.clone(),
+                token: int(token).and_then(|t| u64::try_from(t).ok()),
+                validity: Duration::from_millis(
+                    int(validity)
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(0),
+                ),
+                handle: Handle::None,
+                kind,
+            })),
+            _ => Err("unexpected reply".into()),
+        },
+        Value::Nil => Ok(Acquired::Busy),
+        _ => Err("unexpected reply".into()),
     }
 }
 
@@ -432,12 +509,13 @@ async fn worker(
     shared: Arc<Shared>,
     mut client: Client,
     id: u64,
-) -> anyhow::Result<(Stats, Vec<GrantRecord>)> {
+) -> anyhow::Result<(Stats, Vec<GrantRecord>, Vec<checker::KindRecord>)> {
     let cfg = &shared.cfg;
     let mut keys = Keys::new(cfg, id)?;
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut stats = Stats::default();
     let mut history = Vec::new();
+    let mut kinds = Vec::new();
     let tokens = client.has_tokens();
     while !shared.stop.load(Ordering::Relaxed) {
         let key = keys.next(&mut rng);
@@ -462,7 +540,7 @@ async fn worker(
                         shared.stale.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                let (token, validity) = (held.token, held.validity);
+                let (token, validity, held_kind) = (held.token, held.validity, held.kind);
                 let rel_start = Instant::now();
                 let mut broken = false;
                 match client.release(held).await {
@@ -475,6 +553,16 @@ async fn worker(
                 }
                 if measured {
                     stats.cycle(start.elapsed());
+                }
+                if let (Some(kind), Some(token)) = (held_kind, token) {
+                    kinds.push(checker::KindRecord {
+                        key,
+                        kind,
+                        token,
+                        granted,
+                        validity,
+                        released: Some(rel_start),
+                    });
                 }
                 if let (true, Some(token)) = (tokens, token) {
                     history.push(GrantRecord {
@@ -519,7 +607,7 @@ async fn worker(
             }
         }
     }
-    Ok((stats, history))
+    Ok((stats, history, kinds))
 }
 
 /// Runs one bounded workload and analyses it.
@@ -577,10 +665,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     let measured_until = Instant::now();
     let mut stats = Stats::default();
     let mut history = Vec::new();
+    let mut kinds = Vec::new();
     for t in tasks {
-        let (s, h) = t.await.context("worker panicked")??;
+        let (s, h, k) = t.await.context("worker panicked")??;
         stats.merge(&s);
         history.extend(h);
+        kinds.extend(k);
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -604,6 +694,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         safety,
         rmw_writes,
         lost_updates,
+        kinds: checker::analyse_kinds(&kinds),
         config: cfg,
     })
 }
@@ -660,6 +751,17 @@ pub fn table(r: &RunResult) -> String {
     }
     for e in &c.examples {
         s.push_str(&format!("  violation: {e}\n"));
+    }
+    if matches!(r.config.mode, Mode::Rwlock | Mode::Sem) {
+        s.push_str("  (readers and semaphore holders share a key by design, so overlapping windows are expected here; the kinds line checks their rules)\n");
+        let k = &r.kinds;
+        s.push_str(&format!(
+            "kinds: {} reads, {} writes, {} semaphore grants; {} times more live semaphore holders than permits, {} writer overlaps\n",
+            k.reads, k.writes, k.sem_grants, k.sem_over_permits, k.writer_overlaps
+        ));
+        for e in &k.examples {
+            s.push_str(&format!("  violation: {e}\n"));
+        }
     }
     s
 }

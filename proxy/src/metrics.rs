@@ -22,16 +22,50 @@ pub enum Op {
     Release,
     Extend,
     Status,
+    /// Read-write locks (issue 9).
+    RwRead,
+    RwWrite,
+    RwRelease,
+    RwExtend,
+    RwStatus,
+    /// Counting semaphores (issue 9).
+    SemAcquire,
+    SemRelease,
+    SemExtend,
+    SemStatus,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Acquire, Op::Release, Op::Extend, Op::Status];
+    pub const ALL: [Op; 13] = [
+        Op::Acquire,
+        Op::Release,
+        Op::Extend,
+        Op::Status,
+        Op::RwRead,
+        Op::RwWrite,
+        Op::RwRelease,
+        Op::RwExtend,
+        Op::RwStatus,
+        Op::SemAcquire,
+        Op::SemRelease,
+        Op::SemExtend,
+        Op::SemStatus,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Acquire => "acquire",
             Op::Release => "release",
             Op::Extend => "extend",
             Op::Status => "status",
+            Op::RwRead => "rw_read",
+            Op::RwWrite => "rw_write",
+            Op::RwRelease => "rw_release",
+            Op::RwExtend => "rw_extend",
+            Op::RwStatus => "rw_status",
+            Op::SemAcquire => "sem_acquire",
+            Op::SemRelease => "sem_release",
+            Op::SemExtend => "sem_extend",
+            Op::SemStatus => "sem_status",
         }
     }
 }

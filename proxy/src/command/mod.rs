@@ -12,7 +12,9 @@
 pub mod dropin;
 pub mod local;
 pub mod lock;
+pub mod rwlock;
 pub mod script;
+pub mod sem;
 
 use bytes::Bytes;
 
@@ -21,7 +23,9 @@ use crate::resp::Reply;
 pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, Local};
 pub use lock::LockCmd;
+pub use rwlock::RwCmd;
 pub use script::ScriptCmd;
+pub use sem::SemCmd;
 
 /// A classified client request.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,8 @@ pub enum Request {
     Lock(LockCmd),
     DropIn(DropIn),
     Script(ScriptCmd),
+    RwLock(RwCmd),
+    Sem(SemCmd),
 }
 
 /// Commands of Redis's data model that a lock gateway deliberately does not
@@ -127,6 +133,12 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     if let Some(c) = lock::parse(name, args)? {
         return Ok(Request::Lock(c));
     }
+    if let Some(c) = rwlock::parse(name, args)? {
+        return Ok(Request::RwLock(c));
+    }
+    if let Some(c) = sem::parse(name, args)? {
+        return Ok(Request::Sem(c));
+    }
     if let Some(d) = dropin::parse(name, args)? {
         return Ok(Request::DropIn(d));
     }
@@ -215,7 +227,8 @@ mod tests {
             name in proptest::sample::select(vec![
                 "LOCK.ACQUIRE", "lock.release", "LOCK.EXTEND", "LOCK.STATUS", "SET", "GET",
                 "EXISTS", "PTTL", "TTL", "HELLO", "AUTH", "CLIENT", "COMMAND", "PING", "SELECT",
-                "INFO", "x",
+                "INFO", "x", "RWLOCK.READ", "RWLOCK.WRITE", "RWLOCK.RELEASE", "RWLOCK.EXTEND",
+                "RWLOCK.STATUS", "SEM.ACQUIRE", "SEM.RELEASE", "SEM.EXTEND", "SEM.STATUS",
             ]),
         ) {
             let mut v: Vec<Bytes> = vec![Bytes::from(name)];

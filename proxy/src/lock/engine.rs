@@ -31,7 +31,7 @@ use crate::config::LockConfig;
 use crate::fence::{FencingToken, TokenProposer};
 use crate::master::{Master, MasterError, Recovery, Value};
 use crate::metrics::{MasterMetrics, Metrics, Op, Outcome};
-use crate::scripts::ScriptSet;
+use crate::scripts::{Script, ScriptSet};
 
 /// Rounds one acquire may take: the first, plus up to two retries with a
 /// higher token after stale refusals (DESIGN.md section 2).
@@ -47,7 +47,7 @@ const ACQ_STALE: i64 = 2;
 const ACQ_AMNESIA: i64 = 3;
 
 /// One master's answer: its index and its reply.
-type Vote = (usize, Result<Value, MasterError>);
+pub(super) type Vote = (usize, Result<Value, MasterError>);
 
 #[derive(Clone, Copy)]
 enum Which {
@@ -152,6 +152,14 @@ impl Engine {
             .store(duration_ns(timeout), Ordering::Relaxed);
     }
 
+    pub(super) fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    pub(super) fn master_metrics(&self, i: usize) -> Option<&MasterMetrics> {
+        self.master_metrics.get(i)
+    }
+
     /// Masters able to vote now.
     pub fn voting(&self) -> usize {
         self.masters.iter().filter(|m| m.is_voting()).count()
@@ -183,7 +191,6 @@ impl Engine {
         usize,
         FuturesUnordered<impl std::future::Future<Output = Vote>>,
     ) {
-        let futs = FuturesUnordered::new();
         let script = match which {
             Which::Acquire => &self.scripts.acquire,
             Which::Release => &self.scripts.release,
@@ -193,6 +200,23 @@ impl Engine {
         // A release re-sent as EVAL after NOSCRIPT would be enqueued behind
         // later requests and could delete a newer lock of the same owner.
         let fallback = !matches!(which, Which::Release);
+        self.fan_out_script(script, keys, args, deadline, fallback)
+    }
+
+    /// Sends `script` to every voting master; yields `(master index,
+    /// reply)`. `fallback` allows EVAL after NOSCRIPT (never for releases).
+    pub(super) fn fan_out_script(
+        &self,
+        script: &Script,
+        keys: Arc<[Bytes]>,
+        args: Arc<[Bytes]>,
+        deadline: Instant,
+        fallback: bool,
+    ) -> (
+        usize,
+        FuturesUnordered<impl std::future::Future<Output = Vote> + Send + 'static>,
+    ) {
+        let futs = FuturesUnordered::new();
         for (i, m) in self.masters.iter().enumerate() {
             if !m.is_voting() {
                 continue;
@@ -206,7 +230,7 @@ impl Engine {
 
     /// Lets the requests still in flight finish in the background; their
     /// replies only matter to the masters' own bookkeeping.
-    fn drain<F>(futs: FuturesUnordered<F>)
+    pub(super) fn drain<F>(futs: FuturesUnordered<F>)
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send,
@@ -219,7 +243,7 @@ impl Engine {
         }
     }
 
-    fn note_amnesia(&self, i: usize) {
+    pub(super) fn note_amnesia(&self, i: usize) {
         if let Some(m) = self.masters.get(i) {
             if m.recovery() == Recovery::Healthy {
                 warn!(
@@ -232,7 +256,7 @@ impl Engine {
         }
     }
 
-    fn master_deadline(&self, start: Instant, until: Instant) -> Instant {
+    pub(super) fn master_deadline(&self, start: Instant, until: Instant) -> Instant {
         (start + self.timeout()).min(until)
     }
 
@@ -689,7 +713,7 @@ impl Engine {
 /// unable to make `q` either way. Stopping as soon as success is impossible
 /// would report a lost quorum for a lock that is simply not held whenever one
 /// master is slow.
-fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
+pub(super) fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
     let outstanding = asked.saturating_sub(yes + no + failed);
     yes >= q || (yes + outstanding < q && yes + no >= q) || yes + no + outstanding < q
 }
@@ -720,7 +744,7 @@ fn parse_status(reply: Result<Value, MasterError>) -> Option<MasterView> {
 }
 
 /// Parses a `{code, value}` script reply.
-fn parse_code_pair(v: Value) -> Result<(i64, u64), String> {
+pub(super) fn parse_code_pair(v: Value) -> Result<(i64, u64), String> {
     match v {
         Value::Array(items) => match items.as_slice() {
             [Value::Int(code), Value::Int(val)] => Ok((*code, u64::try_from(*val).unwrap_or(0))),

@@ -5,16 +5,23 @@
 //! - [`validity`]: the pure validity arithmetic.
 //! - [`keys`]: names of fence registers and the metadata record.
 //! - [`signals`]: wake-ups for local waiters when a lock is released.
+//! - [`holders`]: quorum acquire, release, extend and status of the kinds
+//!   whose masters keep sets of holders: [`rwlock`] (read-write locks) and
+//!   [`semaphore`] (counting semaphores), issue 9.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
 //!
 //! Token proposals live in [`crate::fence`].
 
 pub mod engine;
+pub mod holders;
 pub mod keys;
+mod kinds_model;
 mod model;
 pub mod quorum;
 pub mod recovery;
+pub mod rwlock;
+pub mod semaphore;
 pub mod signals;
 pub mod validity;
 

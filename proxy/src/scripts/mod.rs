@@ -39,6 +39,13 @@ pub struct ScriptSet {
     pub extend: Script,
     pub status: Script,
     pub meta_init: Script,
+    /// Read-write locks and semaphores (issue 9): see `lock::rwlock` and
+    /// `lock::semaphore`.
+    pub rw_acquire: Script,
+    pub sem_acquire: Script,
+    pub holders_release: Script,
+    pub holders_extend: Script,
+    pub holders_status: Script,
 }
 
 impl ScriptSet {
@@ -49,17 +56,27 @@ impl ScriptSet {
             extend: Script::new("extend", include_str!("extend.lua")),
             status: Script::new("status", include_str!("status.lua")),
             meta_init: Script::new("meta_init", include_str!("meta_init.lua")),
+            rw_acquire: Script::new("rw_acquire", include_str!("rw_acquire.lua")),
+            sem_acquire: Script::new("sem_acquire", include_str!("sem_acquire.lua")),
+            holders_release: Script::new("holders_release", include_str!("holders_release.lua")),
+            holders_extend: Script::new("holders_extend", include_str!("holders_extend.lua")),
+            holders_status: Script::new("holders_status", include_str!("holders_status.lua")),
         }
     }
 
     /// All scripts, for loading at connect.
-    pub fn all(&self) -> [&Script; 5] {
+    pub fn all(&self) -> [&Script; 10] {
         [
             &self.acquire,
             &self.release,
             &self.extend,
             &self.status,
             &self.meta_init,
+            &self.rw_acquire,
+            &self.sem_acquire,
+            &self.holders_release,
+            &self.holders_extend,
+            &self.holders_status,
         ]
     }
 }

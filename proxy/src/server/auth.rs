@@ -132,6 +132,8 @@ pub fn gate(
         Request::Lock(c) => c.keys(),
         Request::DropIn(d) => d.keys(),
         Request::Script(s) => s.keys(),
+        Request::RwLock(c) => c.keys(),
+        Request::Sem(c) => c.keys(),
     };
     match acl::authorize(&shared.config(), state.user.as_deref(), args, &keys) {
         Ok(()) => Ok(()),

@@ -254,6 +254,16 @@ fn dispatch(
             let fut = super::compat::script(shared.clone(), cmd);
             (chain(chains, keys, fut, proto_before), false)
         }
+        Request::RwLock(cmd) => {
+            let keys = cmd.keys();
+            let fut = super::kinds::rwlock(shared.clone(), cmd);
+            (chain(chains, keys, fut, proto_before), false)
+        }
+        Request::Sem(cmd) => {
+            let keys = cmd.keys();
+            let fut = super::kinds::sem(shared.clone(), cmd);
+            (chain(chains, keys, fut, proto_before), false)
+        }
     }
 }
 

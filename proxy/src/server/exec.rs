@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, FutureExt};
 
 use super::Shared;
 use crate::command::{DropIn, LockCmd};
+use crate::lock::holders::HolderKeys;
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
@@ -43,6 +44,14 @@ pub enum Response {
         owner: Bytes,
         shape: GrantShape,
     },
+    /// A read-write lock or semaphore grant, shown as `[owner, token,
+    /// validity_ms]` and re-checked like [`Response::Grant`].
+    HolderGrant {
+        op: Op,
+        grant: Grant,
+        keys: HolderKeys,
+        owner: Bytes,
+    },
     /// `+OK`, then close the connection.
     Quit,
 }
@@ -67,6 +76,18 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
                 .finish_grant(&grant, &keys, &owner)
                 .filter(|d| d.as_millis() > 0);
             grant_reply(&shape, left, &owner, &grant).encode(proto, out);
+        }
+        Response::HolderGrant {
+            op,
+            grant,
+            keys,
+            owner,
+        } => {
+            let left = shared
+                .engine
+                .finish_holder_grant(op, &grant, &keys, &owner)
+                .filter(|d| d.as_millis() > 0);
+            grant_reply(&GrantShape::Native, left, &owner, &grant).encode(proto, out);
         }
     }
     false
@@ -96,11 +117,11 @@ fn grant_reply(shape: &GrantShape, left: Option<Duration>, owner: &Bytes, grant:
     }
 }
 
-pub(super) fn no_quorum(voted: usize, needed: usize) -> Reply {
+pub(crate) fn no_quorum(voted: usize, needed: usize) -> Reply {
     Reply::error(no_quorum_message(voted, needed))
 }
 
-pub(super) fn ms_reply(d: Duration) -> Reply {
+pub(crate) fn ms_reply(d: Duration) -> Reply {
     Reply::Int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -129,7 +150,7 @@ pub fn check_key(shared: &Shared, cmd: &str, key: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-pub(super) fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
+pub(crate) fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
     shared.metrics.lock_op(op, Outcome::Rejected, 0.0);
     Response::Reply(reply)
 }

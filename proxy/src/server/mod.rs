@@ -5,6 +5,7 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
+//! - [`kinds`]: the same for read-write locks and semaphores (issue 9).
 //! - [`auth`]: pre-auth limits, failed-AUTH rate limit, the ACL gate.
 //! - [`reload`]: what a live configuration reload may change.
 //!
@@ -16,6 +17,7 @@ pub mod auth;
 mod compat;
 pub mod connection;
 pub mod exec;
+pub mod kinds;
 pub mod local;
 pub mod reload;
 
@@ -98,6 +100,15 @@ const COUNTED: &[&str] = &[
     "eval",
     "evalsha",
     "script",
+    "rwlock.read",
+    "rwlock.write",
+    "rwlock.release",
+    "rwlock.extend",
+    "rwlock.status",
+    "sem.acquire",
+    "sem.release",
+    "sem.extend",
+    "sem.status",
 ];
 
 /// State shared by every connection of one gateway.

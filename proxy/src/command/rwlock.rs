@@ -1,0 +1,218 @@
+//! The read-write lock commands (issue 9):
+//!
+//! ```text
+//! RWLOCK.READ    key ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
+//! RWLOCK.WRITE   key ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
+//! RWLOCK.RELEASE key owner                          -> 1 | 0
+//! RWLOCK.EXTEND  key owner ttl_ms                   -> validity_ms | nil
+//! RWLOCK.STATUS  key                                -> [writer | nil, [reader ...], writer_waiting]
+//! ```
+//!
+//! Also the acquire options shared with `SEM.ACQUIRE`. TTL and WAIT bounds
+//! are checked by the server against the configuration, as for `LOCK.*`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{is, not_an_integer, parse_i64, wrong_args};
+use crate::lock::rwlock::RwMode;
+use crate::resp::Reply;
+
+/// A parsed read-write lock command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RwCmd {
+    Acquire {
+        key: Bytes,
+        mode: RwMode,
+        ttl: Duration,
+        owner: Option<Bytes>,
+        wait: Option<Duration>,
+    },
+    Release {
+        key: Bytes,
+        owner: Bytes,
+    },
+    Extend {
+        key: Bytes,
+        owner: Bytes,
+        ttl: Duration,
+    },
+    Status {
+        key: Bytes,
+    },
+}
+
+impl RwCmd {
+    /// The keys the command touches, for per-connection ordering.
+    pub fn keys(&self) -> Vec<Bytes> {
+        match self {
+            RwCmd::Acquire { key, .. }
+            | RwCmd::Release { key, .. }
+            | RwCmd::Extend { key, .. }
+            | RwCmd::Status { key } => vec![key.clone()],
+        }
+    }
+
+    /// The command's name as errors show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RwCmd::Acquire {
+                mode: RwMode::Read, ..
+            } => "rwlock.read",
+            RwCmd::Acquire { .. } => "rwlock.write",
+            RwCmd::Release { .. } => "rwlock.release",
+            RwCmd::Extend { .. } => "rwlock.extend",
+            RwCmd::Status { .. } => "rwlock.status",
+        }
+    }
+}
+
+/// A positive number of milliseconds.
+pub(crate) fn millis(arg: &[u8], what: &str, cmd: &str) -> Result<Duration, Reply> {
+    match parse_i64(arg) {
+        Some(v) if v > 0 => Ok(Duration::from_millis(v.unsigned_abs())),
+        Some(_) => Err(Reply::error(format!(
+            "ERR invalid {what} in '{cmd}' command: must be a positive number of milliseconds"
+        ))),
+        None => Err(not_an_integer()),
+    }
+}
+
+/// `[OWNER value] [WAIT ms]` in any order and case, each at most once.
+pub(crate) fn acquire_options(
+    opts: &[Bytes],
+    cmd: &str,
+) -> Result<(Option<Bytes>, Option<Duration>), Reply> {
+    let (mut owner, mut wait) = (None, None);
+    let mut i = 0;
+    while i < opts.len() {
+        let Some(val) = opts.get(i + 1) else {
+            return Err(Reply::error("ERR syntax error"));
+        };
+        let opt = &opts[i];
+        if is(opt, "OWNER") && owner.is_none() {
+            if val.is_empty() {
+                return Err(Reply::error(format!(
+                    "ERR invalid owner in '{cmd}' command: must not be empty"
+                )));
+            }
+            owner = Some(val.clone());
+        } else if is(opt, "WAIT") && wait.is_none() {
+            match parse_i64(val) {
+                Some(v) if v >= 0 => wait = Some(Duration::from_millis(v.unsigned_abs())),
+                Some(_) => {
+                    return Err(Reply::error(format!(
+                        "ERR invalid wait in '{cmd}' command: must not be negative"
+                    )))
+                }
+                None => return Err(not_an_integer()),
+            }
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+        i += 2;
+    }
+    Ok((owner, wait))
+}
+
+/// Classifies an `RWLOCK.*` command; `Ok(None)` when `name` is not one.
+pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
+    for (kw, mode, cmd) in [
+        ("RWLOCK.READ", RwMode::Read, "rwlock.read"),
+        ("RWLOCK.WRITE", RwMode::Write, "rwlock.write"),
+    ] {
+        if is(name, kw) {
+            if args.len() < 3 {
+                return Err(wrong_args(cmd));
+            }
+            let ttl = millis(&args[2], "ttl", cmd)?;
+            let (owner, wait) = acquire_options(&args[3..], cmd)?;
+            return Ok(Some(RwCmd::Acquire {
+                key: args[1].clone(),
+                mode,
+                ttl,
+                owner,
+                wait,
+            }));
+        }
+    }
+    if is(name, "RWLOCK.RELEASE") {
+        if args.len() != 3 {
+            return Err(wrong_args("rwlock.release"));
+        }
+        return Ok(Some(RwCmd::Release {
+            key: args[1].clone(),
+            owner: args[2].clone(),
+        }));
+    }
+    if is(name, "RWLOCK.EXTEND") {
+        if args.len() != 4 {
+            return Err(wrong_args("rwlock.extend"));
+        }
+        return Ok(Some(RwCmd::Extend {
+            key: args[1].clone(),
+            owner: args[2].clone(),
+            ttl: millis(&args[3], "ttl", "rwlock.extend")?,
+        }));
+    }
+    if is(name, "RWLOCK.STATUS") {
+        if args.len() != 2 {
+            return Err(wrong_args("rwlock.status"));
+        }
+        return Ok(Some(RwCmd::Status {
+            key: args[1].clone(),
+        }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Result<Option<RwCmd>, Reply> {
+        let args = crate::command::test_args(s);
+        parse(&args[0], &args)
+    }
+
+    #[test]
+    fn read_and_write_take_options_in_any_order_and_case() {
+        assert_eq!(
+            p(&["rwlock.write", "k", "100", "wait", "50", "OWNER", "me"]),
+            Ok(Some(RwCmd::Acquire {
+                key: Bytes::from_static(b"k"),
+                mode: RwMode::Write,
+                ttl: Duration::from_millis(100),
+                owner: Some(Bytes::from_static(b"me")),
+                wait: Some(Duration::from_millis(50)),
+            }))
+        );
+        assert!(matches!(
+            p(&["RWLOCK.READ", "k", "100"]),
+            Ok(Some(RwCmd::Acquire {
+                mode: RwMode::Read,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn bad_arguments_name_the_command() {
+        let Err(Reply::Error(e)) = p(&["RWLOCK.READ", "k", "0"]) else {
+            panic!("expected an error");
+        };
+        assert!(String::from_utf8_lossy(&e).contains("'rwlock.read'"));
+        assert!(p(&["RWLOCK.WRITE", "k", "10", "OWNER"]).is_err());
+        assert!(p(&["RWLOCK.WRITE", "k", "10", "OWNER", ""]).is_err());
+        assert!(p(&["RWLOCK.WRITE", "k", "10", "WAIT", "-1"]).is_err());
+        assert!(p(&["RWLOCK.RELEASE", "k"]).is_err());
+        assert!(p(&["RWLOCK.EXTEND", "k", "o", "x"]).is_err());
+        assert!(p(&["RWLOCK.STATUS"]).is_err());
+    }
+
+    #[test]
+    fn other_names_are_not_rwlock_commands() {
+        assert_eq!(p(&["LOCK.ACQUIRE", "k", "10"]), Ok(None));
+    }
+}

@@ -1,0 +1,159 @@
+//! The counting semaphore commands (issue 9):
+//!
+//! ```text
+//! SEM.ACQUIRE key permits ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
+//! SEM.RELEASE key owner                                  -> 1 | 0
+//! SEM.EXTEND  key owner ttl_ms                           -> validity_ms | nil
+//! SEM.STATUS  key                                        -> [permits, free, [holder ...]]
+//! ```
+//!
+//! `permits` lies in 1..=[`MAX_PERMITS`]; TTL and WAIT bounds are checked by
+//! the server against the configuration, as for `LOCK.*`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::rwlock::{acquire_options, millis};
+use super::{is, not_an_integer, parse_i64, wrong_args};
+use crate::lock::semaphore::MAX_PERMITS;
+use crate::resp::Reply;
+
+/// A parsed semaphore command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SemCmd {
+    Acquire {
+        key: Bytes,
+        permits: u64,
+        ttl: Duration,
+        owner: Option<Bytes>,
+        wait: Option<Duration>,
+    },
+    Release {
+        key: Bytes,
+        owner: Bytes,
+    },
+    Extend {
+        key: Bytes,
+        owner: Bytes,
+        ttl: Duration,
+    },
+    Status {
+        key: Bytes,
+    },
+}
+
+impl SemCmd {
+    /// The keys the command touches, for per-connection ordering.
+    pub fn keys(&self) -> Vec<Bytes> {
+        match self {
+            SemCmd::Acquire { key, .. }
+            | SemCmd::Release { key, .. }
+            | SemCmd::Extend { key, .. }
+            | SemCmd::Status { key } => vec![key.clone()],
+        }
+    }
+}
+
+/// Classifies a `SEM.*` command; `Ok(None)` when `name` is not one.
+pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
+    if is(name, "SEM.ACQUIRE") {
+        if args.len() < 4 {
+            return Err(wrong_args("sem.acquire"));
+        }
+        let permits = match parse_i64(&args[2]) {
+            Some(p) if (1..=MAX_PERMITS).contains(&p.unsigned_abs()) && p > 0 => p.unsigned_abs(),
+            Some(_) => {
+                return Err(Reply::error(format!(
+                "ERR invalid permits in 'sem.acquire' command: must be between 1 and {MAX_PERMITS}"
+            )))
+            }
+            None => return Err(not_an_integer()),
+        };
+        let ttl = millis(&args[3], "ttl", "sem.acquire")?;
+        let (owner, wait) = acquire_options(&args[4..], "sem.acquire")?;
+        return Ok(Some(SemCmd::Acquire {
+            key: args[1].clone(),
+            permits,
+            ttl,
+            owner,
+            wait,
+        }));
+    }
+    if is(name, "SEM.RELEASE") {
+        if args.len() != 3 {
+            return Err(wrong_args("sem.release"));
+        }
+        return Ok(Some(SemCmd::Release {
+            key: args[1].clone(),
+            owner: args[2].clone(),
+        }));
+    }
+    if is(name, "SEM.EXTEND") {
+        if args.len() != 4 {
+            return Err(wrong_args("sem.extend"));
+        }
+        return Ok(Some(SemCmd::Extend {
+            key: args[1].clone(),
+            owner: args[2].clone(),
+            ttl: millis(&args[3], "ttl", "sem.extend")?,
+        }));
+    }
+    if is(name, "SEM.STATUS") {
+        if args.len() != 2 {
+            return Err(wrong_args("sem.status"));
+        }
+        return Ok(Some(SemCmd::Status {
+            key: args[1].clone(),
+        }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Result<Option<SemCmd>, Reply> {
+        let args = crate::command::test_args(s);
+        parse(&args[0], &args)
+    }
+
+    #[test]
+    fn acquire_parses_permits_ttl_and_options() {
+        assert_eq!(
+            p(&["sem.acquire", "k", "3", "100", "OWNER", "me", "WAIT", "5"]),
+            Ok(Some(SemCmd::Acquire {
+                key: Bytes::from_static(b"k"),
+                permits: 3,
+                ttl: Duration::from_millis(100),
+                owner: Some(Bytes::from_static(b"me")),
+                wait: Some(Duration::from_millis(5)),
+            }))
+        );
+    }
+
+    #[test]
+    fn permits_out_of_range_are_refused_with_the_reason() {
+        for bad in ["0", "-1", "1025"] {
+            let Err(Reply::Error(e)) = p(&["SEM.ACQUIRE", "k", bad, "100"]) else {
+                panic!("expected an error for {bad}");
+            };
+            assert!(String::from_utf8_lossy(&e).contains("invalid permits in 'sem.acquire'"));
+        }
+        assert!(p(&["SEM.ACQUIRE", "k", "x", "100"]).is_err());
+        assert!(p(&["SEM.ACQUIRE", "k", "2"]).is_err());
+        assert!(p(&["SEM.ACQUIRE", "k", "2", "0"]).is_err());
+    }
+
+    #[test]
+    fn release_extend_status_check_their_arity() {
+        assert!(p(&["SEM.RELEASE", "k"]).is_err());
+        assert!(p(&["SEM.EXTEND", "k", "o"]).is_err());
+        assert!(p(&["SEM.STATUS", "k", "x"]).is_err());
+        assert!(matches!(
+            p(&["sem.status", "k"]),
+            Ok(Some(SemCmd::Status { .. }))
+        ));
+    }
+}

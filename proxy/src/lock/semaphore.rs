@@ -1,0 +1,169 @@
+//! Counting semaphores (issue 9, part 4): at most `permits` holders of a key
+//! at a time, each grant fenced by a token from the key's fence register.
+//!
+//! # State on each master
+//! Under the `sem:` namespace of the user key: a holders sorted set (owner ->
+//! expiry in ms on that master's clock; expired holders are removed inside
+//! every script with ZREMRANGEBYSCORE), a hash owner -> token, and the
+//! permit count. The fence register is the user key's own, shared with plain
+//! locks and read-write locks of the same name.
+//!
+//! # Admission rule (`sem_acquire.lua`)
+//! A master admits a holder when it has fewer than `permits` live holders,
+//! or when the holder is already admitted there by an earlier round of the
+//! same request (a retry with a higher token).
+//!
+//! # Permit counts
+//! The count is stored on a master on first use and kept while any holder
+//! lives there; a request with another count is refused by that master
+//! (`-ERR ... permits mismatch`). Taking the count from each request instead
+//! would let one client with a larger count push the number of holders past
+//! what every other client relies on. Once every holder is gone a new count
+//! may be set, so a semaphore can be resized by draining it.
+//!
+//! # Slots, and why a count alone is not enough
+//! A master that merely counted its live holders would not bound the valid
+//! ones: with N = 3 and 2 permits, holders admitted on {m1,m2}, {m2,m3} and
+//! {m1,m3} leave each master with two, yet all three hold a quorum. So each
+//! permit is a *slot*, and a slot is a mutex: a master admits at most one
+//! live holder per slot. The gateway asks for one slot per round (at random
+//! at first); masters that refuse list the slots free there, and the next
+//! round asks for the slot most of them reported free. The property tests in
+//! `semaphore_model` show the count-only rule failing and the slot rule
+//! holding.
+//!
+//! # Why at most `permits` holders are valid at once
+//! Suppose at some instant two valid holders H1 and H2 occupy the same slot
+//! s. Each was admitted to s by a quorum, and because the gateway reports a
+//! grant only while `ttl - elapsed - drift` is positive, each admission is
+//! still live on every master of its quorum (each master set the expiry to
+//! `now + ttl` on its own clock, no earlier than the request began; the
+//! drift allowance covers clock *rates* within `drift_factor`). Two
+//! majorities share a master m, and whichever of H1 and H2 reached m second
+//! was admitted to s while the other was live there, which the script
+//! refuses. So each slot has at most one valid holder. All valid holders
+//! were admitted under the same count P: their quorums also share a master,
+//! which refuses a count other than the one its live holders were admitted
+//! under. Slots run from 0 to P - 1, so at most P holders are valid.
+//!
+//! Assumptions, as for plain locks: masters' clocks run at rates within the
+//! drift allowance and never jump; no process pauses past its validity; no
+//! master forgets its state unnoticed (the amnesia guard quarantines one
+//! that restarts empty for `max_ttl + max_acquire_time`). A master clock
+//! that jumps forward, or an operator who rewinds `TIME` by restoring an old
+//! snapshot, expires holders early on that master; its next admission can
+//! then let P + 1 holders be valid. Fencing tokens stay unique and ordered
+//! regardless: a protected resource must check them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::holders::{kind_key, AcquireSpec, HolderKeys, HoldersStatus, KindAcquire};
+use super::keys::fence_key;
+use super::{Engine, ExtendOutcome, ReleaseOutcome};
+use crate::metrics::Op;
+
+/// Largest permit count: a slot list travels in every busy reply, and a
+/// master scans its live holders on each acquire.
+pub const MAX_PERMITS: u64 = 1024;
+
+/// The master keys of the semaphore `key`.
+pub fn sem_keys(engine: &Engine, key: &[u8]) -> HolderKeys {
+    let prefix = &engine.config().key_prefix;
+    let holders = kind_key(prefix, "sem", key, "h");
+    let tokens = kind_key(prefix, "sem", key, "t");
+    let slots = kind_key(prefix, "sem", key, "s");
+    let permits = kind_key(prefix, "sem", key, "n");
+    HolderKeys {
+        acquire: vec![
+            engine.meta_key().clone(),
+            holders.clone(),
+            tokens.clone(),
+            slots.clone(),
+            permits.clone(),
+            fence_key(prefix, key),
+        ]
+        .into(),
+        // The "marker" slot of the release script is never cleared for a
+        // semaphore (ARGV[2] is '0'); the permit count fills it.
+        release: vec![tokens.clone(), permits.clone(), holders.clone()].into(),
+        extend: vec![tokens.clone(), slots, permits.clone(), holders.clone()].into(),
+        companions: 3,
+        status: vec![engine.meta_key().clone(), tokens, permits, holders.clone()].into(),
+        signal: holders,
+    }
+}
+
+/// What a quorum of masters agrees on about one semaphore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemView {
+    /// The permit count a quorum stores; 0 when none agrees (unused).
+    pub permits: u64,
+    pub holders: Vec<super::holders::Holder>,
+}
+
+impl SemView {
+    pub fn free(&self) -> u64 {
+        self.permits
+            .saturating_sub(u64::try_from(self.holders.len()).unwrap_or(u64::MAX))
+    }
+}
+
+// === impl Engine ===
+
+impl Engine {
+    /// Takes one of `permits` slots of `key`; with `wait`, retries until it
+    /// runs out.
+    pub async fn sem_acquire(
+        &self,
+        key: &Bytes,
+        permits: u64,
+        owner: &Bytes,
+        ttl: Duration,
+        wait: Option<Duration>,
+    ) -> KindAcquire {
+        let keys = sem_keys(self, key);
+        let spec = AcquireSpec {
+            op: Op::SemAcquire,
+            script: &self.scripts().sem_acquire,
+            keys: &keys,
+            extra: vec![Bytes::from(permits.to_string())],
+            clears_marker: false,
+            slots: Some(permits),
+        };
+        match wait {
+            Some(w) if !w.is_zero() => self.holders_acquire_wait(&spec, owner, ttl, w).await,
+            _ => self.holders_acquire(&spec, owner, ttl).await,
+        }
+    }
+
+    /// Releases `owner`'s permit of `key`.
+    pub async fn sem_release(&self, key: &Bytes, owner: &Bytes) -> ReleaseOutcome {
+        self.holders_release(Op::SemRelease, &sem_keys(self, key), owner)
+            .await
+    }
+
+    /// Extends `owner`'s permit of `key`.
+    pub async fn sem_extend(&self, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
+        self.holders_extend(Op::SemExtend, &sem_keys(self, key), owner, ttl)
+            .await
+    }
+
+    /// A quorum read of the holders of `key`; `Err` carries (voted, needed)
+    /// when too few masters answered.
+    pub async fn sem_status(&self, key: &Bytes) -> Result<SemView, (usize, usize)> {
+        match self
+            .holders_status(Op::SemStatus, &sem_keys(self, key))
+            .await
+        {
+            HoldersStatus::Seen { extra, mut sets } => Ok(SemView {
+                permits: extra
+                    .and_then(|e| std::str::from_utf8(&e).ok()?.parse().ok())
+                    .unwrap_or(0),
+                holders: sets.pop().unwrap_or_default(),
+            }),
+            HoldersStatus::NoQuorum { voted, needed } => Err((voted, needed)),
+        }
+    }
+}
