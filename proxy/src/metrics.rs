@@ -22,16 +22,29 @@ pub enum Op {
     Release,
     Extend,
     Status,
+    /// `RLOCK.ACQUIRE`: a fresh grant or one more hold.
+    ReentrantAcquire,
+    /// `RLOCK.RELEASE`: one hold dropped.
+    ReentrantRelease,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Acquire, Op::Release, Op::Extend, Op::Status];
+    pub const ALL: [Op; 6] = [
+        Op::Acquire,
+        Op::Release,
+        Op::Extend,
+        Op::Status,
+        Op::ReentrantAcquire,
+        Op::ReentrantRelease,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Acquire => "acquire",
             Op::Release => "release",
             Op::Extend => "extend",
             Op::Status => "status",
+            Op::ReentrantAcquire => "reentrant_acquire",
+            Op::ReentrantRelease => "reentrant_release",
         }
     }
 }
@@ -77,6 +90,10 @@ impl Outcome {
         }
     }
 }
+
+/// Outcomes of a keepalive renewal, the `outcome` label of
+/// `lockgate_keepalive_renewals_total`.
+pub const KEEPALIVE_OUTCOMES: &[&str] = &["renewed", "not_held", "no_quorum"];
 
 /// Kinds of master errors, the `kind` label.
 pub const MASTER_ERROR_KINDS: &[&str] = &[
@@ -145,6 +162,11 @@ pub struct Metrics {
     commands: IntCounterVec,
     pub protocol_errors: IntCounter,
     pub uptime_start: Gauge,
+    keepalive_renewals: IntCounterVec,
+    /// Keepalive locks given up because renewal found no quorum in time.
+    pub keepalive_lost: IntCounter,
+    /// Keepalive locks being renewed now.
+    pub keepalive_holds: IntGauge,
 }
 
 impl Metrics {
@@ -359,6 +381,36 @@ impl Metrics {
         if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             uptime_start.set(d.as_secs_f64());
         }
+        let keepalive_renewals = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_keepalive_renewals_total",
+                    "Keepalive renewal attempts by outcome (renewed, not_held, no_quorum)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid"),
+        );
+        for o in KEEPALIVE_OUTCOMES {
+            keepalive_renewals.with_label_values(&[o]);
+        }
+        let keepalive_lost = reg(
+            r,
+            IntCounter::new(
+                "lockgate_keepalive_lost_total",
+                "Keepalive locks lost: renewal found no quorum before the validity ran out",
+            )
+            .expect("valid"),
+        );
+        let keepalive_holds = reg(
+            r,
+            IntGauge::new(
+                "lockgate_keepalive_holds",
+                "Keepalive locks this gateway is renewing",
+            )
+            .expect("valid"),
+        );
         Metrics {
             registry,
             lock_ops,
@@ -381,6 +433,9 @@ impl Metrics {
             commands,
             protocol_errors,
             uptime_start,
+            keepalive_renewals,
+            keepalive_lost,
+            keepalive_holds,
         }
     }
 
@@ -389,6 +444,12 @@ impl Metrics {
         let oi = op as usize;
         self.lock_ops_table[oi][outcome as usize].inc();
         self.lock_duration_table[oi].observe(seconds);
+    }
+
+    /// Counts one keepalive renewal attempt; `outcome` is one of
+    /// [`KEEPALIVE_OUTCOMES`].
+    pub fn keepalive_renewal(&self, outcome: &'static str) {
+        self.keepalive_renewals.with_label_values(&[outcome]).inc();
     }
 
     /// Resolves the per-master handles; call once per master at start.

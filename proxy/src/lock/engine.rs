@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::fair::FairQueue;
 use super::keys::{fence_key, meta_key};
 use super::quorum::{quorum, Decision, Tally};
 use super::signals::Signals;
@@ -78,6 +79,8 @@ pub struct Engine {
     pub(crate) record_seen: Vec<AtomicBool>,
     /// Wakes local waiters when a lock is released through this gateway.
     signals: Signals,
+    /// Local waiters per key, served in arrival order (`lock::fair`).
+    fair: FairQueue,
 }
 
 // === impl Engine ===
@@ -108,7 +111,18 @@ impl Engine {
             amnesia_guard: AtomicBool::new(true),
             record_seen: (0..n).map(|_| AtomicBool::new(false)).collect(),
             signals: Signals::default(),
+            fair: FairQueue::default(),
         }
+    }
+
+    /// Release wake-ups for local waiters.
+    pub(crate) fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// The per-key queues of local waiters.
+    pub fn fair(&self) -> &FairQueue {
+        &self.fair
     }
 
     pub fn masters(&self) -> &[Arc<Master>] {
@@ -174,7 +188,6 @@ impl Engine {
         usize,
         FuturesUnordered<impl std::future::Future<Output = Vote>>,
     ) {
-        let futs = FuturesUnordered::new();
         let script = match which {
             Which::Acquire => &self.scripts.acquire,
             Which::Release => &self.scripts.release,
@@ -184,6 +197,24 @@ impl Engine {
         // A release re-sent as EVAL after NOSCRIPT would be enqueued behind
         // later requests and could delete a newer lock of the same owner.
         let fallback = !matches!(which, Which::Release);
+        self.fan_out_script(script, keys, args, deadline, fallback)
+    }
+
+    /// Sends `script` to every voting master; yields `(master index,
+    /// reply)`. `fallback` allows EVAL after NOSCRIPT: never for scripts
+    /// that delete, which must not overtake later requests.
+    pub(super) fn fan_out_script(
+        &self,
+        script: &crate::scripts::Script,
+        keys: Arc<[Bytes]>,
+        args: Arc<[Bytes]>,
+        deadline: Instant,
+        fallback: bool,
+    ) -> (
+        usize,
+        FuturesUnordered<impl std::future::Future<Output = Vote>>,
+    ) {
+        let futs = FuturesUnordered::new();
         for (i, m) in self.masters.iter().enumerate() {
             if !m.is_voting() {
                 continue;
@@ -197,7 +228,7 @@ impl Engine {
 
     /// Lets the requests still in flight finish in the background; their
     /// replies only matter to the masters' own bookkeeping.
-    fn drain<F>(futs: FuturesUnordered<F>)
+    pub(super) fn drain<F>(futs: FuturesUnordered<F>)
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send,
@@ -210,7 +241,7 @@ impl Engine {
         }
     }
 
-    fn note_amnesia(&self, i: usize) {
+    pub(super) fn note_amnesia(&self, i: usize) {
         if let Some(m) = self.masters.get(i) {
             if m.recovery() == Recovery::Healthy {
                 warn!(
@@ -387,6 +418,7 @@ impl Engine {
     /// Acquire with `WAIT`: retries until `wait` runs out, at once when the
     /// lock is released through this gateway, otherwise after a short random
     /// pause (releases elsewhere and expiry are only seen by retrying).
+    /// Waiters for one key on this gateway take turns in arrival order.
     pub async fn acquire_wait(
         &self,
         keys: &[Bytes],
@@ -394,6 +426,20 @@ impl Engine {
         ttl: Duration,
         wait: Duration,
     ) -> AcquireOutcome {
+        // One key: wait in the key's local FIFO (`lock::fair`). Several keys
+        // (drop-in multi-resource locks) keep the jittered race, because
+        // queueing on several keys at once could deadlock two waiters.
+        if let [key] = keys {
+            return self
+                .wait_fair(
+                    key,
+                    wait,
+                    || self.acquire(keys, owner, ttl),
+                    |o| matches!(o, AcquireOutcome::Granted(_)),
+                )
+                .await
+                .unwrap_or(AcquireOutcome::Busy);
+        }
         let give_up = Instant::now() + wait;
         let watched: Vec<_> = keys.iter().map(|k| self.signals.watch(k)).collect();
         let outcome = loop {
@@ -679,7 +725,7 @@ impl Engine {
 /// unable to make `q` either way. Stopping as soon as success is impossible
 /// would report a lost quorum for a lock that is simply not held whenever one
 /// master is slow.
-fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
+pub(super) fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
     let outstanding = asked.saturating_sub(yes + no + failed);
     yes >= q || (yes + outstanding < q && yes + no >= q) || yes + no + outstanding < q
 }

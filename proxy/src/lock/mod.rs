@@ -5,16 +5,22 @@
 //! - [`validity`]: the pure validity arithmetic.
 //! - [`keys`]: names of fence registers and the metadata record.
 //! - [`signals`]: wake-ups for local waiters when a lock is released.
+//! - [`fair`]: per-key FIFO of local waiters (`WAIT` in arrival order).
+//! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
+//! - [`keepalive`]: connection-bound renewal of `KEEPALIVE` locks.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
 //!
 //! Token proposals live in [`crate::fence`].
 
 pub mod engine;
+pub mod fair;
+pub mod keepalive;
 pub mod keys;
 mod model;
 pub mod quorum;
 pub mod recovery;
+pub mod reentrant;
 pub mod signals;
 pub mod validity;
 

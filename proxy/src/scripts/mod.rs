@@ -39,6 +39,11 @@ pub struct ScriptSet {
     pub extend: Script,
     pub status: Script,
     pub meta_init: Script,
+    /// Reentrant locks (`RLOCK.*`, see `lock::reentrant`).
+    pub racquire: Script,
+    pub rrelease: Script,
+    pub rextend: Script,
+    pub rstatus: Script,
 }
 
 impl ScriptSet {
@@ -49,17 +54,25 @@ impl ScriptSet {
             extend: Script::new("extend", include_str!("extend.lua")),
             status: Script::new("status", include_str!("status.lua")),
             meta_init: Script::new("meta_init", include_str!("meta_init.lua")),
+            racquire: Script::new("racquire", include_str!("racquire.lua")),
+            rrelease: Script::new("rrelease", include_str!("rrelease.lua")),
+            rextend: Script::new("rextend", include_str!("rextend.lua")),
+            rstatus: Script::new("rstatus", include_str!("rstatus.lua")),
         }
     }
 
     /// All scripts, for loading at connect.
-    pub fn all(&self) -> [&Script; 5] {
-        [
+    pub fn all(&self) -> Vec<&Script> {
+        vec![
             &self.acquire,
             &self.release,
             &self.extend,
             &self.status,
             &self.meta_init,
+            &self.racquire,
+            &self.rrelease,
+            &self.rextend,
+            &self.rstatus,
         ]
     }
 }

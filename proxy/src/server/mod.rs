@@ -5,10 +5,12 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
+//! - `kinds`: runs the reentrant lock commands (`RLOCK.*`).
 
 mod compat;
 pub mod connection;
 pub mod exec;
+mod kinds;
 pub mod local;
 
 use std::net::SocketAddr;
@@ -67,6 +69,10 @@ const COUNTED: &[&str] = &[
     "lock.extend",
     "lock.status",
     "lock.tokens",
+    "rlock.acquire",
+    "rlock.release",
+    "rlock.extend",
+    "rlock.status",
     "set",
     "get",
     "exists",
