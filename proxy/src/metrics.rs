@@ -452,6 +452,11 @@ impl Metrics {
         self.keepalive_renewals.with_label_values(&[outcome]).inc();
     }
 
+    /// Keepalive renewal attempts so far with `outcome` (tests, INFO).
+    pub fn keepalive_renewal_count(&self, outcome: &str) -> u64 {
+        self.keepalive_renewals.with_label_values(&[outcome]).get()
+    }
+
     /// Resolves the per-master handles; call once per master at start.
     pub fn master(&self, name: &str) -> MasterMetrics {
         MasterMetrics {
