@@ -18,6 +18,7 @@ pub mod fair;
 pub mod keepalive;
 pub mod keys;
 mod model;
+mod model_reentrant;
 pub mod quorum;
 pub mod recovery;
 pub mod reentrant;
