@@ -33,10 +33,14 @@ pub enum Op {
     SemRelease,
     SemExtend,
     SemStatus,
+    /// `RLOCK.ACQUIRE`: a fresh grant or one more hold.
+    ReentrantAcquire,
+    /// `RLOCK.RELEASE`: one hold dropped.
+    ReentrantRelease,
 }
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 15] = [
         Op::Acquire,
         Op::Release,
         Op::Extend,
@@ -50,6 +54,8 @@ impl Op {
         Op::SemRelease,
         Op::SemExtend,
         Op::SemStatus,
+        Op::ReentrantAcquire,
+        Op::ReentrantRelease,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +72,8 @@ impl Op {
             Op::SemRelease => "sem_release",
             Op::SemExtend => "sem_extend",
             Op::SemStatus => "sem_status",
+            Op::ReentrantAcquire => "reentrant_acquire",
+            Op::ReentrantRelease => "reentrant_release",
         }
     }
 }
@@ -111,6 +119,10 @@ impl Outcome {
         }
     }
 }
+
+/// Outcomes of a keepalive renewal, the `outcome` label of
+/// `lockgate_keepalive_renewals_total`.
+pub const KEEPALIVE_OUTCOMES: &[&str] = &["renewed", "not_held", "no_quorum"];
 
 /// Kinds of master errors, the `kind` label.
 pub const MASTER_ERROR_KINDS: &[&str] = &[
@@ -185,6 +197,11 @@ pub struct Metrics {
     /// Configuration reloads by result (ok, error).
     pub config_reloads: IntCounterVec,
     pub uptime_start: Gauge,
+    keepalive_renewals: IntCounterVec,
+    /// Keepalive locks given up because renewal found no quorum in time.
+    pub keepalive_lost: IntCounter,
+    /// Keepalive locks being renewed now.
+    pub keepalive_holds: IntGauge,
 }
 
 impl Metrics {
@@ -449,6 +466,36 @@ impl Metrics {
         if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             uptime_start.set(d.as_secs_f64());
         }
+        let keepalive_renewals = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_keepalive_renewals_total",
+                    "Keepalive renewal attempts by outcome (renewed, not_held, no_quorum)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid"),
+        );
+        for o in KEEPALIVE_OUTCOMES {
+            keepalive_renewals.with_label_values(&[o]);
+        }
+        let keepalive_lost = reg(
+            r,
+            IntCounter::new(
+                "lockgate_keepalive_lost_total",
+                "Keepalive locks lost: renewal found no quorum before the validity ran out",
+            )
+            .expect("valid"),
+        );
+        let keepalive_holds = reg(
+            r,
+            IntGauge::new(
+                "lockgate_keepalive_holds",
+                "Keepalive locks this gateway is renewing",
+            )
+            .expect("valid"),
+        );
         Metrics {
             registry,
             lock_ops,
@@ -474,6 +521,9 @@ impl Metrics {
             acl_denied,
             config_reloads,
             uptime_start,
+            keepalive_renewals,
+            keepalive_lost,
+            keepalive_holds,
         }
     }
 
@@ -482,6 +532,17 @@ impl Metrics {
         let oi = op as usize;
         self.lock_ops_table[oi][outcome as usize].inc();
         self.lock_duration_table[oi].observe(seconds);
+    }
+
+    /// Counts one keepalive renewal attempt; `outcome` is one of
+    /// [`KEEPALIVE_OUTCOMES`].
+    pub fn keepalive_renewal(&self, outcome: &'static str) {
+        self.keepalive_renewals.with_label_values(&[outcome]).inc();
+    }
+
+    /// Keepalive renewal attempts so far with `outcome` (tests, INFO).
+    pub fn keepalive_renewal_count(&self, outcome: &str) -> u64 {
+        self.keepalive_renewals.with_label_values(&[outcome]).get()
     }
 
     /// Resolves the per-master handles; call once per master at start.

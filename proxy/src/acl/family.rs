@@ -46,6 +46,9 @@ pub const TABLE: &[(&str, Option<&str>, Family)] = &[
     ("rwlock.write", None, Family::Lock),
     ("rwlock.release", None, Family::Lock),
     ("rwlock.extend", None, Family::Lock),
+    ("rlock.acquire", None, Family::Lock),
+    ("rlock.release", None, Family::Lock),
+    ("rlock.extend", None, Family::Lock),
     ("sem.acquire", None, Family::Lock),
     ("sem.release", None, Family::Lock),
     ("sem.extend", None, Family::Lock),
@@ -64,6 +67,7 @@ pub const TABLE: &[(&str, Option<&str>, Family)] = &[
     ("lock.status", None, Family::Read),
     ("rwlock.status", None, Family::Read),
     ("sem.status", None, Family::Read),
+    ("rlock.status", None, Family::Read),
     ("info", None, Family::Admin),
     ("dbsize", None, Family::Admin),
 ];

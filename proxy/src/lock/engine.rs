@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::fair::FairQueue;
 use super::keys::{fence_key, meta_key};
 use super::quorum::{quorum, Decision, Tally};
 use super::signals::Signals;
@@ -80,6 +81,8 @@ pub struct Engine {
     pub(crate) record_seen: Vec<AtomicBool>,
     /// Wakes local waiters when a lock is released through this gateway.
     signals: Signals,
+    /// Local waiters per key, served in arrival order (`lock::fair`).
+    fair: FairQueue,
 }
 
 // === impl Engine ===
@@ -110,7 +113,18 @@ impl Engine {
             amnesia_guard: AtomicBool::new(true),
             record_seen: (0..n).map(|_| AtomicBool::new(false)).collect(),
             signals: Signals::default(),
+            fair: FairQueue::default(),
         }
+    }
+
+    /// Release wake-ups for local waiters.
+    pub(crate) fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// The per-key queues of local waiters.
+    pub fn fair(&self) -> &FairQueue {
+        &self.fair
     }
 
     pub fn masters(&self) -> &[Arc<Master>] {
@@ -150,10 +164,6 @@ impl Engine {
     pub fn set_timeout(&self, timeout: Duration) {
         self.timeout_ns
             .store(duration_ns(timeout), Ordering::Relaxed);
-    }
-
-    pub(super) fn signals(&self) -> &Signals {
-        &self.signals
     }
 
     pub(super) fn master_metrics(&self, i: usize) -> Option<&MasterMetrics> {
@@ -420,6 +430,7 @@ impl Engine {
     /// Acquire with `WAIT`: retries until `wait` runs out, at once when the
     /// lock is released through this gateway, otherwise after a short random
     /// pause (releases elsewhere and expiry are only seen by retrying).
+    /// Waiters for one key on this gateway take turns in arrival order.
     pub async fn acquire_wait(
         &self,
         keys: &[Bytes],
@@ -427,6 +438,20 @@ impl Engine {
         ttl: Duration,
         wait: Duration,
     ) -> AcquireOutcome {
+        // One key: wait in the key's local FIFO (`lock::fair`). Several keys
+        // (drop-in multi-resource locks) keep the jittered race, because
+        // queueing on several keys at once could deadlock two waiters.
+        if let [key] = keys {
+            return self
+                .wait_fair(
+                    key,
+                    wait,
+                    || self.acquire(keys, owner, ttl),
+                    |o| matches!(o, AcquireOutcome::Granted(_)),
+                )
+                .await
+                .unwrap_or(AcquireOutcome::Busy);
+        }
         let give_up = Instant::now() + wait;
         let watched: Vec<_> = keys.iter().map(|k| self.signals.watch(k)).collect();
         let outcome = loop {

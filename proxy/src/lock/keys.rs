@@ -21,9 +21,20 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 
 /// The fence register of lock key `key`, under `prefix`.
 pub fn fence_key(prefix: &str, key: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(prefix.len() + key.len() + 10);
+    beside(prefix, b"fence:", key)
+}
+
+/// The hold count of reentrant lock key `key`, under `prefix`; in the same
+/// hash slot as the key and its fence register.
+pub fn holds_key(prefix: &str, key: &[u8]) -> Bytes {
+    beside(prefix, b"holds:", key)
+}
+
+/// `prefix` + `kind` + the key wrapped so it shares the key's hash slot.
+fn beside(prefix: &str, kind: &[u8], key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(prefix.len() + key.len() + kind.len() + 4);
     out.put_slice(prefix.as_bytes());
-    out.put_slice(b"fence:");
+    out.put_slice(kind);
     match hash_tag(key) {
         Some(tag) => {
             out.put_u8(b'{');
@@ -66,6 +77,16 @@ mod tests {
     fn empty_braces_are_not_a_tag() {
         assert_eq!(hash_tag(b"a{}b"), None);
         assert_eq!(hash_tag(&fence_key("lg:", b"a{}b")), Some(&b"a{"[..]));
+    }
+
+    #[test]
+    fn hold_counts_share_the_slot_of_their_key() {
+        assert_eq!(&holds_key("lg:", b"orders")[..], b"lg:holds:{orders}");
+        assert_eq!(
+            hash_tag(&holds_key("lg:", b"job:{42}:lock")),
+            hash_tag(b"job:{42}:lock")
+        );
+        assert_ne!(holds_key("lg:", b"k"), fence_key("lg:", b"k"));
     }
 
     #[test]

@@ -8,18 +8,25 @@
 //! - [`holders`]: quorum acquire, release, extend and status of the kinds
 //!   whose masters keep sets of holders: [`rwlock`] (read-write locks) and
 //!   [`semaphore`] (counting semaphores), issue 9.
+//! - [`fair`]: per-key FIFO of local waiters (`WAIT` in arrival order).
+//! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
+//! - [`keepalive`]: connection-bound renewal of `KEEPALIVE` locks.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
 //!
 //! Token proposals live in [`crate::fence`].
 
 pub mod engine;
+pub mod fair;
 pub mod holders;
+pub mod keepalive;
 pub mod keys;
 mod kinds_model;
 mod model;
+mod model_reentrant;
 pub mod quorum;
 pub mod recovery;
+pub mod reentrant;
 pub mod rwlock;
 pub mod semaphore;
 pub mod signals;

@@ -46,6 +46,11 @@ pub struct ScriptSet {
     pub holders_release: Script,
     pub holders_extend: Script,
     pub holders_status: Script,
+    /// Reentrant locks (`RLOCK.*`, see `lock::reentrant`).
+    pub racquire: Script,
+    pub rrelease: Script,
+    pub rextend: Script,
+    pub rstatus: Script,
 }
 
 impl ScriptSet {
@@ -61,12 +66,16 @@ impl ScriptSet {
             holders_release: Script::new("holders_release", include_str!("holders_release.lua")),
             holders_extend: Script::new("holders_extend", include_str!("holders_extend.lua")),
             holders_status: Script::new("holders_status", include_str!("holders_status.lua")),
+            racquire: Script::new("racquire", include_str!("racquire.lua")),
+            rrelease: Script::new("rrelease", include_str!("rrelease.lua")),
+            rextend: Script::new("rextend", include_str!("rextend.lua")),
+            rstatus: Script::new("rstatus", include_str!("rstatus.lua")),
         }
     }
 
     /// All scripts, for loading at connect.
-    pub fn all(&self) -> [&Script; 10] {
-        [
+    pub fn all(&self) -> Vec<&Script> {
+        vec![
             &self.acquire,
             &self.release,
             &self.extend,
@@ -77,6 +86,10 @@ impl ScriptSet {
             &self.holders_release,
             &self.holders_extend,
             &self.holders_status,
+            &self.racquire,
+            &self.rrelease,
+            &self.rextend,
+            &self.rstatus,
         ]
     }
 }

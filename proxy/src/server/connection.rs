@@ -29,6 +29,7 @@ use tracing::{debug, info_span, Instrument};
 use super::exec::{self, Response};
 use super::{local, Shared};
 use crate::command::{self, Local, Request};
+use crate::lock::keepalive::KeepAlives;
 use crate::resp::{parse_request, Protocol, Reply};
 
 /// What `CLIENT LIST` and `CLIENT INFO` show of a connection.
@@ -66,6 +67,8 @@ pub struct ConnState {
     /// `LOCK.TOKENS ON`: RESP3 `SET NX` grants carry their token.
     pub token_attribute: bool,
     pub entry: Arc<ClientEntry>,
+    /// Locks this connection keeps alive; dropped (and released) with it.
+    pub keepalive: Arc<KeepAlives>,
 }
 
 type Done = SharedFut<oneshot::Receiver<()>>;
@@ -120,6 +123,7 @@ async fn serve(
     let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
         FuturesOrdered::new();
     let mut chains: HashMap<Bytes, Done> = HashMap::new();
+    let (keepalive, mut pushes) = KeepAlives::new(shared.engine.clone());
     let mut state = ConnState {
         id: entry.id,
         proto: Protocol::Resp2,
@@ -129,6 +133,7 @@ async fn serve(
         auth_penalty: None,
         token_attribute: false,
         entry,
+        keepalive,
     };
     // Set once no more requests will be read: after QUIT, a protocol error,
     // the client's EOF, or shutdown. Replies already owed are still written.
@@ -183,6 +188,15 @@ async fn serve(
             }
             _ = shutdown.cancelled(), if !closing => {
                 closing = true;
+            }
+            // Out-of-band pushes (a keepalive lock lost) go out between
+            // replies, whole; RESP2 connections learn through LOCK.STATUS.
+            Some(push) = pushes.recv() => {
+                if state.proto == Protocol::Resp3 {
+                    push.encode(state.proto, &mut wbuf);
+                    wr.write_all(&wbuf).await?;
+                    wbuf.clear();
+                }
             }
         }
     }
@@ -241,7 +255,7 @@ fn dispatch(
         }
         Request::Lock(cmd) => {
             let keys = cmd.keys();
-            let fut = exec::lock(shared.clone(), cmd);
+            let fut = exec::lock(shared.clone(), cmd, state.keepalive.clone());
             (chain(chains, keys, fut, proto_before), false)
         }
         Request::DropIn(cmd) => {

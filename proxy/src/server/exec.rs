@@ -15,6 +15,7 @@ use futures::future::{BoxFuture, FutureExt};
 use super::Shared;
 use crate::command::{DropIn, LockCmd};
 use crate::lock::holders::HolderKeys;
+use crate::lock::keepalive::KeepAlives;
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
@@ -54,6 +55,28 @@ pub enum Response {
     },
     /// `+OK`, then close the connection.
     Quit,
+    /// A `KEEPALIVE` grant: answered like [`Response::Grant`] with the
+    /// native shape, and renewed from the moment it is reported.
+    Kept {
+        grant: Grant,
+        key: Bytes,
+        owner: Bytes,
+        ttl: Duration,
+        set: Arc<KeepAlives>,
+    },
+    /// A reentrant grant: `[owner, token, validity_ms, holds]`.
+    Reentrant {
+        grant: Grant,
+        key: Bytes,
+        owner: Bytes,
+        holds: u64,
+    },
+}
+
+impl std::fmt::Debug for KeepAlives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeepAlives({} holds)", self.len())
+    }
 }
 
 /// Encodes `resp` into `out`; returns true when the connection must close
@@ -88,6 +111,45 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
                 .finish_holder_grant(op, &grant, &keys, &owner)
                 .filter(|d| d.as_millis() > 0);
             grant_reply(&GrantShape::Native, left, &owner, &grant).encode(proto, out);
+        }
+        Response::Kept {
+            grant,
+            key,
+            owner,
+            ttl,
+            set,
+        } => {
+            let keys = std::slice::from_ref(&key);
+            let left = shared
+                .engine
+                .finish_grant(&grant, keys, &owner)
+                .filter(|d| d.as_millis() > 0);
+            if let Some(d) = left {
+                // Renewal starts only once the client is told it holds it.
+                set.start(key.clone(), owner.clone(), grant.token, ttl, d);
+            }
+            grant_reply(&GrantShape::Native, left, &owner, &grant).encode(proto, out);
+        }
+        Response::Reentrant {
+            grant,
+            key,
+            owner,
+            holds,
+        } => {
+            let left = shared
+                .engine
+                .finish_rgrant(&grant, &key, &owner, holds)
+                .filter(|d| d.as_millis() > 0);
+            match left {
+                Some(d) => Reply::Array(vec![
+                    Reply::Bulk(owner),
+                    Reply::Int(i64::try_from(grant.token.0).unwrap_or(i64::MAX)),
+                    ms_reply(d),
+                    Reply::Int(i64::try_from(holds).unwrap_or(i64::MAX)),
+                ]),
+                None => Reply::NilArray,
+            }
+            .encode(proto, out);
         }
     }
     false
@@ -155,16 +217,26 @@ pub(crate) fn rejected(shared: &Shared, op: Op, reply: Reply) -> Response {
     Response::Reply(reply)
 }
 
-/// Runs a native `LOCK.*` command.
-pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
+/// Runs a native `LOCK.*` or `RLOCK.*` command for a connection whose
+/// keepalive holds are `kept`.
+pub fn lock(
+    shared: Arc<Shared>,
+    cmd: LockCmd,
+    kept: Arc<KeepAlives>,
+) -> BoxFuture<'static, Response> {
     async move {
         let engine = &shared.engine;
         match cmd {
+            LockCmd::RAcquire { .. }
+            | LockCmd::RRelease { .. }
+            | LockCmd::RExtend { .. }
+            | LockCmd::RStatus { .. } => super::reentrant::reentrant(&shared, cmd).await,
             LockCmd::Acquire {
                 key,
                 ttl,
                 owner,
                 wait,
+                keepalive,
             } => {
                 if let Err(r) = check_key(&shared, "lock.acquire", &key)
                     .and_then(|_| check_ttl(&shared, "lock.acquire", ttl))
@@ -186,6 +258,13 @@ pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
                     _ => engine.acquire(&keys, &owner, ttl).await,
                 };
                 match outcome {
+                    AcquireOutcome::Granted(grant) if keepalive => Response::Kept {
+                        grant,
+                        key: keys.into_iter().next().unwrap_or_default(),
+                        owner,
+                        ttl,
+                        set: kept,
+                    },
                     AcquireOutcome::Granted(grant) => Response::Grant {
                         grant,
                         keys,
@@ -204,6 +283,8 @@ pub fn lock(shared: Arc<Shared>, cmd: LockCmd) -> BoxFuture<'static, Response> {
                 if let Err(r) = check_key(&shared, "lock.release", &key) {
                     return rejected(&shared, Op::Release, r);
                 }
+                // Renewal stops first, so it cannot race the release.
+                kept.stop(&key, &owner);
                 Response::Reply(match engine.release(&[key], &owner).await {
                     ReleaseOutcome::Released => Reply::Int(1),
                     ReleaseOutcome::NotHeld { .. } => Reply::Int(0),

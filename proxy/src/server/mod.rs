@@ -6,6 +6,7 @@
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
 //! - [`kinds`]: the same for read-write locks and semaphores (issue 9).
+//! - `reentrant`: runs the reentrant lock commands (`RLOCK.*`).
 //! - [`auth`]: pre-auth limits, failed-AUTH rate limit, the ACL gate.
 //! - [`reload`]: what a live configuration reload may change.
 //!
@@ -19,6 +20,7 @@ pub mod connection;
 pub mod exec;
 pub mod kinds;
 pub mod local;
+mod reentrant;
 pub mod reload;
 
 use std::net::SocketAddr;
@@ -91,6 +93,10 @@ const COUNTED: &[&str] = &[
     "lock.extend",
     "lock.status",
     "lock.tokens",
+    "rlock.acquire",
+    "rlock.release",
+    "rlock.extend",
+    "rlock.status",
     "set",
     "get",
     "exists",

@@ -283,6 +283,11 @@ impl RawConn {
         String::from_utf8_lossy(&self.cmd(&args).await).into_owned()
     }
 
+    /// The next complete frame the gateway sends, unasked (a RESP3 push).
+    pub async fn next_frame_str(&mut self) -> String {
+        String::from_utf8_lossy(&self.reply().await).into_owned()
+    }
+
     async fn reply(&mut self) -> Vec<u8> {
         loop {
             if let Some(n) = frame_len(&self.buf) {
