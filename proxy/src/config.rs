@@ -5,6 +5,7 @@
 //! (Interface fixed by the core; validation/env/TOML loading filled in by the
 //! config work.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One Redis master the gateway votes with.
@@ -14,7 +15,7 @@ pub struct MasterConfig {
     pub address: String,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Reserved for TLS towards masters (issue 7); `true` is rejected for now.
+    /// Reach this master over TLS, with the settings of [`Config::master_tls`].
     pub tls: bool,
 }
 
@@ -141,12 +142,51 @@ impl Default for MasterTuning {
     }
 }
 
+/// The TLS client listener (`[tls]`). Present only when `tls.listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub listen: String,
+    /// The server certificate chain (PEM), leaf first.
+    pub cert_file: String,
+    pub key_file: String,
+    /// When set, clients must present a certificate issued by this CA (mTLS).
+    pub client_ca_file: Option<String>,
+    /// Deadline of one client's TLS handshake; a client that stalls it is
+    /// dropped (and counted) without holding up anybody else.
+    pub handshake_timeout: Duration,
+}
+
+/// TLS towards masters (`[master_tls]`), used by every master with
+/// `tls = true`. One section for all masters: they are one deployment,
+/// normally signed by one CA, and the gateway has one client identity. The
+/// name each certificate must carry differs per master, and defaults to the
+/// host part of its address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasterTls {
+    /// CA that signed the masters' certificates (PEM); required when any
+    /// master uses TLS.
+    pub ca_file: Option<String>,
+    /// Client certificate and key, for masters run with
+    /// `tls-auth-clients yes`; both or neither.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Name every master's certificate is checked against, instead of the
+    /// host of its address (for masters addressed by IP whose certificates
+    /// carry only a DNS name).
+    pub server_name: Option<String>,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The plain-text client listener; empty turns it off (allowed only
+    /// with a TLS listener).
     pub listen: String,
     pub admin_listen: String,
     pub masters: Vec<MasterConfig>,
+    /// The TLS client listener, if any.
+    pub tls: Option<TlsListen>,
+    pub master_tls: MasterTls,
     pub master: MasterTuning,
     pub lock: LockConfig,
     pub limits: Limits,
@@ -163,6 +203,8 @@ impl Default for Config {
             listen: "127.0.0.1:6380".to_string(),
             admin_listen: "127.0.0.1:9380".to_string(),
             masters: Vec::new(),
+            tls: None,
+            master_tls: MasterTls::default(),
             master: MasterTuning::default(),
             lock: LockConfig::default(),
             limits: Limits::default(),
@@ -217,6 +259,25 @@ struct RawMaster {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_ca_file: Option<String>,
+    handshake_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMasterTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawMasterTuning {
     timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
@@ -264,6 +325,10 @@ struct RawConfig {
     #[serde(default)]
     masters: Vec<RawMaster>,
     #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    master_tls: RawMasterTls,
+    #[serde(default)]
     master: RawMasterTuning,
     #[serde(default)]
     lock: RawLock,
@@ -290,7 +355,150 @@ fn env_parse<T: std::str::FromStr>(
     }
 }
 
+/// A string key from the file, overridden by its environment variable.
+fn string_key(
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+) -> Option<String> {
+    env(var).or(file)
+}
+
+/// `[tls]`: active when `listen` is non-empty; the other keys are checked
+/// by [`Config::validate`].
+fn tls_listen(
+    raw: RawTls,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsListen>, ConfigError> {
+    let listen = string_key(raw.listen, env, "LOCKGATE_TLS_LISTEN").unwrap_or_default();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let mut handshake_timeout = Duration::from_secs(5);
+    if let Some(v) = raw.handshake_timeout_ms {
+        handshake_timeout = ms(v);
+    }
+    if let Some(v) = env_parse(env, "LOCKGATE_TLS_HANDSHAKE_TIMEOUT_MS")? {
+        handshake_timeout = ms(v);
+    }
+    Ok(Some(TlsListen {
+        listen,
+        cert_file: string_key(raw.cert_file, env, "LOCKGATE_TLS_CERT_FILE").unwrap_or_default(),
+        key_file: string_key(raw.key_file, env, "LOCKGATE_TLS_KEY_FILE").unwrap_or_default(),
+        client_ca_file: string_key(raw.client_ca_file, env, "LOCKGATE_TLS_CLIENT_CA_FILE")
+            .filter(|s| !s.is_empty()),
+        handshake_timeout,
+    }))
+}
+
+/// `[master_tls]`; empty strings (an environment variable set to "") count
+/// as unset.
+fn master_tls(raw: RawMasterTls, env: &dyn Fn(&str) -> Option<String>) -> MasterTls {
+    let get =
+        |file: Option<String>, var: &str| string_key(file, env, var).filter(|s| !s.is_empty());
+    MasterTls {
+        ca_file: get(raw.ca_file, "LOCKGATE_MASTER_TLS_CA_FILE"),
+        cert_file: get(raw.cert_file, "LOCKGATE_MASTER_TLS_CERT_FILE"),
+        key_file: get(raw.key_file, "LOCKGATE_MASTER_TLS_KEY_FILE"),
+        server_name: get(raw.server_name, "LOCKGATE_MASTER_TLS_SERVER_NAME"),
+    }
+}
+
+fn from_tls(e: crate::tls::TlsError) -> ConfigError {
+    invalid(e.key(), e.reason())
+}
+
 impl Config {
+    /// Builds the TLS listener's rustls configuration, reading its files.
+    ///
+    /// # Errors
+    /// A file that is missing or does not parse, naming its key.
+    pub fn tls_server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+        use crate::tls::{server_config, Pem};
+        let Some(t) = &self.tls else {
+            return Ok(None);
+        };
+        for (key, v) in [
+            ("tls.cert_file", &t.cert_file),
+            ("tls.key_file", &t.key_file),
+        ] {
+            if v.is_empty() {
+                return Err(invalid(key, "required when tls.listen is set"));
+            }
+        }
+        server_config(
+            Pem {
+                key: "tls.cert_file",
+                path: &t.cert_file,
+            },
+            Pem {
+                key: "tls.key_file",
+                path: &t.key_file,
+            },
+            t.client_ca_file.as_deref().map(|path| Pem {
+                key: "tls.client_ca_file",
+                path,
+            }),
+        )
+        .map(Some)
+        .map_err(from_tls)
+    }
+
+    /// Builds the rustls configuration of links towards masters, reading
+    /// its files; `None` when no master uses TLS and no CA is configured.
+    ///
+    /// # Errors
+    /// A missing or unparsable file, or a half-configured client identity,
+    /// naming the key.
+    pub fn master_tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ConfigError> {
+        use crate::tls::{client_config, Pem};
+        let t = &self.master_tls;
+        let any_tls = self.masters.iter().any(|m| m.tls);
+        let Some(ca) = &t.ca_file else {
+            if any_tls {
+                return Err(invalid(
+                    "master_tls.ca_file",
+                    "required when a master has tls = true",
+                ));
+            }
+            return Ok(None);
+        };
+        let identity = match (&t.cert_file, &t.key_file) {
+            (Some(cert), Some(key)) => Some((
+                Pem {
+                    key: "master_tls.cert_file",
+                    path: cert,
+                },
+                Pem {
+                    key: "master_tls.key_file",
+                    path: key,
+                },
+            )),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "master_tls.key_file",
+                    "required with master_tls.cert_file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "master_tls.cert_file",
+                    "required with master_tls.key_file",
+                ))
+            }
+        };
+        client_config(
+            Pem {
+                key: "master_tls.ca_file",
+                path: ca,
+            },
+            identity,
+        )
+        .map(Some)
+        .map_err(from_tls)
+    }
+
     /// Parses a TOML document (no environment, no validation).
     ///
     /// # Errors
@@ -413,6 +621,13 @@ impl Config {
                 m.password = Some(p.clone());
             }
         }
+        if let Some(v) = env_parse::<bool>(&e, "LOCKGATE_MASTERS_TLS")? {
+            for m in &mut c.masters {
+                m.tls = v;
+            }
+        }
+        c.tls = tls_listen(raw.tls, &e)?;
+        c.master_tls = master_tls(raw.master_tls, &e);
         let t = raw.master;
         set!(
             c.master.timeout,
@@ -575,18 +790,29 @@ impl Config {
                 return Err(invalid(&key, format!("{:?} is listed twice", m.address)));
             }
             if m.tls {
-                return Err(invalid(
-                    &format!("masters[{i}].tls"),
-                    "TLS towards masters is not supported yet",
-                ));
+                crate::tls::server_name(self.master_tls.server_name.as_deref(), &m.address)
+                    .map_err(|e| match e.key() {
+                        "masters.address" => invalid(&key, e.reason()),
+                        _ => from_tls(e),
+                    })?;
             }
         }
+        self.master_tls_config()?;
+        self.tls_server_config()?;
+        if self.listen.is_empty() && self.tls.is_none() {
+            return Err(invalid(
+                "listen",
+                "may be empty (plain port off) only when tls.listen is set",
+            ));
+        }
+        let tls_listen = self.tls.as_ref().map_or("", |t| t.listen.as_str());
         for (key, addr) in [
             ("listen", &self.listen),
             ("admin_listen", &self.admin_listen),
+            ("tls.listen", &tls_listen.to_string()),
         ] {
-            if key == "admin_listen" && addr.is_empty() {
-                continue; // empty disables the admin listener
+            if addr.is_empty() {
+                continue; // empty disables that listener
             }
             if addr
                 .rsplit_once(':')
@@ -614,6 +840,11 @@ impl Config {
         }
         if l.max_acquire_time.is_zero() {
             return Err(invalid("lock.max_acquire_time_ms", "must be at least 1"));
+        }
+        if let Some(t) = &self.tls {
+            if t.handshake_timeout.is_zero() {
+                return Err(invalid("tls.handshake_timeout_ms", "must be at least 1"));
+            }
         }
         let t = &self.master;
         for (key, d) in [
@@ -671,6 +902,13 @@ impl Config {
                 self.masters.len(),
                 self.quorum()
             ));
+        }
+        if self.master_tls.ca_file.is_some() && !self.masters.iter().any(|m| m.tls) {
+            w.push(
+                "master_tls is configured but no master has tls = true; every master is \
+                 reached in plain text"
+                    .into(),
+            );
         }
         if self.lock.bootstrap == Bootstrap::Immediate {
             w.push(

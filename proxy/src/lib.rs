@@ -15,6 +15,8 @@
 //! - [`compat`]: recognising what existing lock client libraries send.
 //! - [`server`]: accept loop, per-connection task, graceful shutdown.
 //! - [`admin`]: HTTP for metrics and health.
+//! - [`tls`]: PEM files and the rustls configurations of the TLS listener
+//!   and of links towards masters.
 //! - [`metrics`], [`config`], [`error`], [`dev`].
 
 pub mod admin;
@@ -30,3 +32,4 @@ pub mod metrics;
 pub mod resp;
 pub mod scripts;
 pub mod server;
+pub mod tls;

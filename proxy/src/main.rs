@@ -82,7 +82,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let grace = config.shutdown_grace;
     let gw = Gateway::start(config).await.context("cannot start")?;
-    info!(listen = %gw.local_addr(), admin = ?gw.admin_addr(), "serving");
+    info!(listen = %gw.local_addr(), tls_listen = ?gw.tls_addr(), admin = ?gw.admin_addr(), "serving");
     wait_for_signal().await;
     gw.shutdown(grace).await;
     Ok(())
