@@ -1019,6 +1019,96 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_come_from_the_file_and_the_environment() {
+        let text = "[[masters]]\naddress = \"127.0.0.1:7000\"\ntls = true\n\
+                    [tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = \"/f/cert.pem\"\n\
+                    key_file = \"/f/key.pem\"\nhandshake_timeout_ms = 750\n\
+                    [master_tls]\nca_file = \"/f/ca.pem\"\nserver_name = \"redis.internal\"\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        let env = |k: &str| match k {
+            "LOCKGATE_TLS_CLIENT_CA_FILE" => Some("/env/clients.pem".to_string()),
+            "LOCKGATE_MASTER_TLS_CA_FILE" => Some("/env/ca.pem".to_string()),
+            "LOCKGATE_LISTEN" => Some(String::new()),
+            _ => None,
+        };
+        let c = Config::load_unvalidated(path.to_str(), &env).expect("parses");
+        let t = c.tls.as_ref().expect("TLS listener configured");
+        assert_eq!(t.listen, "127.0.0.1:6390");
+        assert_eq!(t.cert_file, "/f/cert.pem");
+        assert_eq!(t.client_ca_file.as_deref(), Some("/env/clients.pem"));
+        assert_eq!(t.handshake_timeout, Duration::from_millis(750));
+        assert_eq!(c.master_tls.ca_file.as_deref(), Some("/env/ca.pem"));
+        assert_eq!(c.master_tls.server_name.as_deref(), Some("redis.internal"));
+        assert!(c.masters[0].tls);
+        assert!(c.listen.is_empty());
+        // Validation reads the files, so the missing ones are named.
+        match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "master_tls.ca_file"),
+            other => panic!("expected master_tls.ca_file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_name_their_key() {
+        assert_eq!(
+            bad_key("[tls]\nlisten = \"127.0.0.1:6390\"\n"),
+            "tls.cert_file"
+        );
+        assert_eq!(
+            bad_key("[tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n"),
+            "tls.cert_file"
+        );
+        let e = Config::from_toml_str("listen = \"\"\n[[masters]]\naddress = \"127.0.0.1:7000\"\n")
+            .and_then(Config::validate);
+        assert!(matches!(e, Err(ConfigError::Invalid { key, .. }) if key == "listen"));
+        let tls_master = "[[masters]]\naddress = \"127.0.0.1:7001\"\ntls = true\n";
+        assert_eq!(bad_key(tls_master), "master_tls.ca_file");
+        let half = format!("{tls_master}[master_tls]\ncert_file = \"/c.pem\"\n");
+        assert_eq!(bad_key(&half), "master_tls.ca_file");
+        let env = |k: &str| match k {
+            "LOCKGATE_MASTERS" => Some("127.0.0.1:1".to_string()),
+            "LOCKGATE_MASTERS_TLS" => Some("true".to_string()),
+            "LOCKGATE_MASTER_TLS_CA_FILE" => Some("/nonexistent/ca.pem".to_string()),
+            _ => None,
+        };
+        let e = Config::load(None, &env);
+        assert!(
+            matches!(&e, Err(ConfigError::Invalid { key, reason }) if key == "master_tls.ca_file" && reason.contains("/nonexistent/ca.pem")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_example_files_commented_tls_keys_are_real_keys() {
+        // The TLS keys stay commented in the example (their files do not
+        // exist here); uncommented, they must still be known keys.
+        let mut in_tls = false;
+        let mut out = String::new();
+        for line in FULL.lines() {
+            if line.starts_with('[') {
+                in_tls = line == "[tls]" || line == "[master_tls]";
+            }
+            match line.strip_prefix("# ") {
+                Some(rest)
+                    if in_tls
+                        && toml::from_str::<toml::Table>(rest).is_ok_and(|t| t.len() == 1) =>
+                {
+                    out.push_str(rest)
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        let c = Config::from_toml_str(&out).expect("uncommented TLS keys parse");
+        let t = c.tls.expect("[tls] listen is set once uncommented");
+        assert!(t.client_ca_file.is_some() && !t.cert_file.is_empty());
+        assert!(c.master_tls.ca_file.is_some() && c.master_tls.server_name.is_some());
+        assert!(c.master_tls.cert_file.is_some() && c.master_tls.key_file.is_some());
+    }
+
+    #[test]
     fn bad_environment_values_name_the_variable() {
         let env = |k: &str| (k == "LOCKGATE_MASTER_TIMEOUT_MS").then(|| "fast".to_string());
         let e = Config::load(None, &env);
