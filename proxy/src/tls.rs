@@ -57,8 +57,14 @@ pub struct Pem<'a> {
     pub path: &'a str,
 }
 
+/// The crypto provider of every configuration built here (ring); also for
+/// tools that install it as the process default for other rustls users.
+pub fn ring_provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(ring_provider())
 }
 
 fn file_error(p: Pem<'_>, reason: impl ToString) -> TlsError {
