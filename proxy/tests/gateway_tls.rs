@@ -470,3 +470,42 @@ async fn a_tls_master_killed_midway_leaves_a_quorum_that_grants() {
         .expect("LOCK.RELEASE");
     assert_eq!(released, 1);
 }
+
+#[tokio::test]
+async fn a_pipelined_burst_over_tls_gets_every_reply() {
+    let pki = Pki::new();
+    let cluster = Cluster::start(1);
+    let gw = start_gateway(with_tls_listener(test_config(&cluster), &pki, false)).await;
+    let s = tls_connect(
+        gw.tls_addr().expect("tls"),
+        rustls_client(&pki, "ca.pem", None),
+    )
+    .await
+    .expect("handshake");
+    // More replies than the socket buffers hold, so the gateway's writes
+    // meet backpressure while the client is still sending.
+    const N: usize = 60_000;
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let writer = tokio::spawn(async move {
+        let burst = b"PING\r\n".repeat(1_000);
+        for _ in 0..N / 1_000 {
+            wr.write_all(&burst).await.expect("write");
+        }
+        wr.flush().await.expect("flush");
+        wr
+    });
+    let want = b"+PONG\r\n".len() * N;
+    let mut got = 0;
+    // Small reads drain slowly, so the last replies meet a full socket.
+    let mut buf = vec![0u8; 512];
+    while got < want {
+        let n = tokio::time::timeout(30 * SECOND, rd.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {got} of {want} reply bytes"))
+            .expect("read");
+        assert!(n > 0, "closed after {got} of {want} reply bytes");
+        got += n;
+    }
+    assert_eq!(got, want);
+    let _wr = writer.await.expect("writer");
+}

@@ -10,8 +10,11 @@
 //! never desynchronises.
 //!
 //! # Health
-//! A master is `Up` only after connect, AUTH, PING and SCRIPT LOAD all
-//! succeeded, each step within `connect_timeout`. Calls to a master whose
+//! A master is `Up` only after connect (and, with `tls = true`, a TLS
+//! handshake whose certificate verified), AUTH, PING and SCRIPT LOAD all
+//! succeeded, each step within `connect_timeout`. A certificate that fails
+//! verification keeps the master down like any other failed connect, counted
+//! by reason in `lockgate_master_connect_failures_total`. Calls to a master whose
 //! link is down fail at once with [`MasterError::Down`] and are never
 //! queued: a dead master costs a caller nothing. A master that stops
 //! answering (SIGSTOP, blackhole) is marked down by the caller whose timeout
@@ -31,8 +34,9 @@
 //! the hot path (`state`, `eval`, `call`) only reads atomics.
 //!
 //! # Layout
-//! - `conn`: the connection task (connect, handshake, writer, reader); the
-//!   stream is generic, so tests drive it over in-memory pipes.
+//! - `conn`: the connection task (connect, handshake, writer, reader) and
+//!   the TCP and TLS connectors; the stream is generic, so tests drive it
+//!   over in-memory pipes.
 //! - [`wire`]: command encoding and the bounded reply decoder.
 //! - [`backoff`]: reconnect pacing.
 

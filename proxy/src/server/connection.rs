@@ -163,6 +163,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
                 }
                 wr.write_all(&wbuf).await?;
+                // A no-op on TCP; a TLS stream may still hold the last
+                // records when the socket pushed back, and nothing else
+                // would write them out.
+                wr.flush().await?;
                 wbuf.clear();
                 if quit_after_flush {
                     break;
