@@ -8,10 +8,12 @@
 //!
 //! Sections (`--only` / `--skip`): `overhead`, `redlock`, `degraded`,
 //! `connections`, `kinds` (plain locks vs semaphores vs read and write
-//! locks on one gateway over the same 5 masters, issue 9), and `etcd`,
-//! which also starts a single-node `etcd` and needs the `etcd` cargo
-//! feature; without it, or without `etcd` on PATH, the etcd rows are
-//! skipped with one line saying how to enable them.
+//! locks on one gateway over the same 5 masters, issue 9), `tls` (one
+//! gateway's plain port against its TLS port, and a gateway whose masters
+//! serve TLS only; certificates made at run time), and `etcd`, which also
+//! starts a single-node `etcd` and needs the `etcd` cargo feature; without
+//! it, or without `etcd` on PATH, the etcd rows are skipped with one line
+//! saying how to enable them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -46,7 +48,8 @@ pub struct BenchArgs {
     /// Idle client connections for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
-    /// Sections to leave out: overhead, redlock, degraded, connections, etcd.
+    /// Sections to leave out: overhead, redlock, degraded, connections, tls,
+    /// etcd.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Run only these sections (same names as --skip), e.g. `--only etcd`.
@@ -72,6 +75,8 @@ impl Gateway {
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
         cmd.arg("--listen").arg(&addr);
+        // No masters here: the caller lists them in LOCKGATE_MASTERS (the
+        // --master flag makes plain-text masters).
         for m in masters {
             cmd.arg("--master").arg(m.address());
         }
@@ -234,6 +239,7 @@ fn cfg(args: &BenchArgs, targets: Vec<String>, mode: Mode, workers: usize) -> Ru
         progress: false,
         permits: 3,
         write_percent: 0,
+        tls: None,
     }
 }
 
@@ -285,11 +291,12 @@ fn masters_cpu(masters: &[LocalRedis]) -> f64 {
         .sum()
 }
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "overhead",
     "redlock",
     "degraded",
     "connections",
+    "tls",
     "etcd",
     "kinds",
 ];
@@ -503,6 +510,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
         drop(conns);
     }
+    if selected(&args, "tls") {
+        tls_section(&args, &bin, &all[..3], &mut rep).await?;
+    }
     if selected(&args, "etcd") {
         etcd_section(&args, &bin, &all[..3], &mut rep).await?;
     }
@@ -542,6 +552,116 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if rep.rows.iter().any(|r| r.unsafe_runs > 0) {
         bail!("a bench run saw duplicate or backwards fencing tokens");
     }
+    Ok(())
+}
+
+/// The cost of TLS on native LOCK.ACQUIRE/LOCK.RELEASE cycles, in one run,
+/// A/B/C interleaved per round: one gateway over 3 plain masters reached
+/// through its plain port (A) and through its TLS port (B), and a second
+/// gateway whose 3 masters serve TLS only, reached through its plain port
+/// (C). W workers share one client connection in each, so A/B is the cost
+/// of TLS on the client link and C/A the cost on the master links.
+async fn tls_section(
+    args: &BenchArgs,
+    bin: &PathBuf,
+    masters: &[&LocalRedis],
+    rep: &mut Report,
+) -> anyhow::Result<()> {
+    use crate::pki::BenchPki;
+    use crate::workload::TlsFiles;
+    use lockgate::dev::RedisTls;
+
+    println!(
+        "== tls: native acquire/release through one gateway's plain port vs its TLS port \
+         (3 masters), and a gateway over 3 TLS-only masters"
+    );
+    let pki = BenchPki::generate().context("making the bench certificates")?;
+    let path = |n: &str| pki.path(n).to_string_lossy().into_owned();
+    let tls_addr = format!("127.0.0.1:{}", lockgate::dev::free_port()?);
+    let gw = Gateway::start(
+        bin,
+        masters,
+        &[
+            ("LOCKGATE_TLS_LISTEN", &tls_addr),
+            ("LOCKGATE_TLS_CERT_FILE", &path("server.pem")),
+            ("LOCKGATE_TLS_KEY_FILE", &path("server.key")),
+        ],
+    )
+    .await?;
+    let tls_masters = (0..masters.len())
+        .map(|_| {
+            LocalRedis::start_tls(RedisTls {
+                cert_file: pki.path("server.pem"),
+                key_file: pki.path("server.key"),
+                ca_file: pki.path("ca.pem"),
+                auth_clients: false,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("starting TLS-only redis-server masters")?;
+    let list = tls_masters
+        .iter()
+        .map(LocalRedis::address)
+        .collect::<Vec<_>>()
+        .join(",");
+    let gw_tm = Gateway::start(
+        bin,
+        &[],
+        &[
+            ("LOCKGATE_MASTERS", &list),
+            ("LOCKGATE_MASTERS_TLS", "true"),
+            ("LOCKGATE_MASTER_TLS_CA_FILE", &path("ca.pem")),
+        ],
+    )
+    .await?;
+    let tls = TlsFiles {
+        ca: pki.path("ca.pem"),
+        identity: None,
+    };
+    for &w in &args.workers {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            a.push(one(cfg(args, vec![gw.addr.clone()], Mode::Native, w)).await?);
+            let mut over_tls = cfg(args, vec![tls_addr.clone()], Mode::Native, w);
+            over_tls.tls = Some(tls.clone());
+            b.push(one(over_tls).await?);
+            c.push(one(cfg(args, vec![gw_tm.addr.clone()], Mode::Native, w)).await?);
+        }
+        let (ra, rb, rc) = (
+            row("plain port, 3 plain masters", w, &a),
+            row("TLS port, 3 plain masters", w, &b),
+            row("plain port, 3 TLS masters", w, &c),
+        );
+        rep.compare(
+            &format!("tls W={w}: TLS port/plain port"),
+            &rb,
+            &ra,
+            &[Metric::Cycles, Metric::P50, Metric::P99],
+        );
+        rep.compare(
+            &format!("tls W={w}: TLS masters/plain masters"),
+            &rc,
+            &ra,
+            &[Metric::Cycles, Metric::P50, Metric::P99],
+        );
+        rep.rows.push(ra);
+        rep.rows.push(rb);
+        rep.rows.push(rc);
+    }
+    rep.notes.push(format!(
+        "tls: rustls with the ring provider in the gateway, redis-rs over rustls as the \
+         client, redis-server's own TLS on the masters; one long-lived connection per \
+         client and per master, so the ratios are the per-request cost of TLS, not \
+         handshakes ({} workers share one client connection)",
+        args.workers
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    ));
+    drop(gw_tm);
+    drop(gw);
+    drop(tls_masters);
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod chaos;
 mod checker;
 #[cfg(feature = "etcd")]
 mod etcd_server;
+mod pki;
 mod procstat;
 mod relay;
 mod stats;
@@ -98,6 +99,16 @@ struct RunArgs {
     /// No progress bar (for logs and CI).
     #[arg(long)]
     no_progress: bool,
+    /// Connect over TLS, trusting this CA (PEM); native and dropin modes.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a listener that requires one; with
+    /// --tls-key.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -119,6 +130,10 @@ impl RunArgs {
             progress: !self.no_progress,
             permits: self.permits,
             write_percent: self.write_percent,
+            tls: self.tls_ca.clone().map(|ca| workload::TlsFiles {
+                ca,
+                identity: self.tls_cert.clone().zip(self.tls_key.clone()),
+            }),
         }
     }
 }
@@ -126,6 +141,9 @@ impl RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // redis-rs builds its rustls configs with the process-wide provider;
+    // name ring (the gateway's) rather than rely on feature unification.
+    let _ = lockgate::tls::ring_provider().install_default();
     match cli.cmd {
         Cmd::Run(args) => {
             let r = workload::run(args.config()).await?;

@@ -15,6 +15,7 @@
 //! unknown outcome: it is counted as an error, never recorded as a grant,
 //! and the lock, if it was granted, simply expires.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +91,43 @@ pub struct RunConfig {
     pub permits: u64,
     /// `rwlock`: the share of cycles that take the write lock, in percent.
     pub write_percent: u8,
+    /// Connect with TLS (`rediss://`), native and drop-in modes only.
+    pub tls: Option<TlsFiles>,
+}
+
+/// What a TLS client trusts and presents.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsFiles {
+    /// CA that signed the server's certificate (PEM).
+    pub ca: PathBuf,
+    /// Client certificate and key (PEM), for an mTLS listener.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// A redis-rs client for `target`, over TLS when `tls` is set.
+fn redis_client(
+    target: &str,
+    query: &str,
+    tls: Option<&TlsFiles>,
+) -> anyhow::Result<redis::Client> {
+    let Some(t) = tls else {
+        return Ok(redis::Client::open(format!("redis://{target}/{query}"))?);
+    };
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let client_tls = match &t.identity {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        None => None,
+    };
+    Ok(redis::Client::build_with_tls(
+        format!("rediss://{target}/{query}"),
+        redis::TlsCertificates {
+            client_tls,
+            root_cert: Some(read(&t.ca)?),
+        },
+    )?)
 }
 
 /// The result of one run.
@@ -218,7 +256,7 @@ impl Client {
         let first = cfg.targets.first().context("no target")?;
         match cfg.mode {
             Mode::Native | Mode::Rwlock | Mode::Sem => {
-                let c = redis::Client::open(format!("redis://{first}/"))?;
+                let c = redis_client(first, "", cfg.tls.as_ref())?;
                 let conn = c.get_multiplexed_async_connection().await?;
                 Ok(match cfg.mode {
                     Mode::Rwlock => Client::Rw(conn, cfg.write_percent),
@@ -227,7 +265,7 @@ impl Client {
                 })
             }
             Mode::Dropin => {
-                let c = redis::Client::open(format!("redis://{first}/?protocol=resp3"))?;
+                let c = redis_client(first, "?protocol=resp3", cfg.tls.as_ref())?;
                 let mut conn = c.get_multiplexed_async_connection().await?;
                 // A gateway hands out tokens as RESP3 attributes on request;
                 // a plain Redis refuses the command and has no tokens.
@@ -241,6 +279,9 @@ impl Client {
                     release: Arc::new(redis::Script::new(REDIS_PY_RELEASE)),
                     tokens,
                 })
+            }
+            Mode::Rslock | Mode::Etcd if cfg.tls.is_some() => {
+                bail!("--tls-ca applies to --mode native and dropin only")
             }
             Mode::Rslock => {
                 let urls: Vec<String> = cfg

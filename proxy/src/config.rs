@@ -5,6 +5,7 @@
 //! (Interface fixed by the core; validation/env/TOML loading filled in by the
 //! config work.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One Redis master the gateway votes with.
@@ -14,7 +15,7 @@ pub struct MasterConfig {
     pub address: String,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Reserved for TLS towards masters (issue 7); `true` is rejected for now.
+    /// Reach this master over TLS, with the settings of [`Config::master_tls`].
     pub tls: bool,
 }
 
@@ -168,12 +169,51 @@ impl Default for MasterTuning {
     }
 }
 
+/// The TLS client listener (`[tls]`). Present only when `tls.listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub listen: String,
+    /// The server certificate chain (PEM), leaf first.
+    pub cert_file: String,
+    pub key_file: String,
+    /// When set, clients must present a certificate issued by this CA (mTLS).
+    pub client_ca_file: Option<String>,
+    /// Deadline of one client's TLS handshake; a client that stalls it is
+    /// dropped (and counted) without holding up anybody else.
+    pub handshake_timeout: Duration,
+}
+
+/// TLS towards masters (`[master_tls]`), used by every master with
+/// `tls = true`. One section for all masters: they are one deployment,
+/// normally signed by one CA, and the gateway has one client identity. The
+/// name each certificate must carry differs per master, and defaults to the
+/// host part of its address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasterTls {
+    /// CA that signed the masters' certificates (PEM); required when any
+    /// master uses TLS.
+    pub ca_file: Option<String>,
+    /// Client certificate and key, for masters run with
+    /// `tls-auth-clients yes`; both or neither.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Name every master's certificate is checked against, instead of the
+    /// host of its address (for masters addressed by IP whose certificates
+    /// carry only a DNS name).
+    pub server_name: Option<String>,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The plain-text client listener; empty turns it off (allowed only
+    /// with a TLS listener).
     pub listen: String,
     pub admin_listen: String,
     pub masters: Vec<MasterConfig>,
+    /// The TLS client listener, if any.
+    pub tls: Option<TlsListen>,
+    pub master_tls: MasterTls,
     pub master: MasterTuning,
     pub lock: LockConfig,
     pub limits: Limits,
@@ -196,6 +236,8 @@ impl Default for Config {
             listen: "127.0.0.1:6380".to_string(),
             admin_listen: "127.0.0.1:9380".to_string(),
             masters: Vec::new(),
+            tls: None,
+            master_tls: MasterTls::default(),
             master: MasterTuning::default(),
             lock: LockConfig::default(),
             limits: Limits::default(),
@@ -249,6 +291,25 @@ struct RawMaster {
     password: Option<String>,
     #[serde(default)]
     tls: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_ca_file: Option<String>,
+    handshake_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMasterTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -315,6 +376,10 @@ struct RawConfig {
     shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     masters: Vec<RawMaster>,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    master_tls: RawMasterTls,
     #[serde(default)]
     master: RawMasterTuning,
     #[serde(default)]
@@ -388,7 +453,150 @@ pub fn is_loopback_listen(addr: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A string key from the file, overridden by its environment variable.
+fn string_key(
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+) -> Option<String> {
+    env(var).or(file)
+}
+
+/// `[tls]`: active when `listen` is non-empty; the other keys are checked
+/// by [`Config::validate`].
+fn tls_listen(
+    raw: RawTls,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsListen>, ConfigError> {
+    let listen = string_key(raw.listen, env, "LOCKGATE_TLS_LISTEN").unwrap_or_default();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let mut handshake_timeout = Duration::from_secs(5);
+    if let Some(v) = raw.handshake_timeout_ms {
+        handshake_timeout = ms(v);
+    }
+    if let Some(v) = env_parse(env, "LOCKGATE_TLS_HANDSHAKE_TIMEOUT_MS")? {
+        handshake_timeout = ms(v);
+    }
+    Ok(Some(TlsListen {
+        listen,
+        cert_file: string_key(raw.cert_file, env, "LOCKGATE_TLS_CERT_FILE").unwrap_or_default(),
+        key_file: string_key(raw.key_file, env, "LOCKGATE_TLS_KEY_FILE").unwrap_or_default(),
+        client_ca_file: string_key(raw.client_ca_file, env, "LOCKGATE_TLS_CLIENT_CA_FILE")
+            .filter(|s| !s.is_empty()),
+        handshake_timeout,
+    }))
+}
+
+/// `[master_tls]`; empty strings (an environment variable set to "") count
+/// as unset.
+fn master_tls(raw: RawMasterTls, env: &dyn Fn(&str) -> Option<String>) -> MasterTls {
+    let get =
+        |file: Option<String>, var: &str| string_key(file, env, var).filter(|s| !s.is_empty());
+    MasterTls {
+        ca_file: get(raw.ca_file, "LOCKGATE_MASTER_TLS_CA_FILE"),
+        cert_file: get(raw.cert_file, "LOCKGATE_MASTER_TLS_CERT_FILE"),
+        key_file: get(raw.key_file, "LOCKGATE_MASTER_TLS_KEY_FILE"),
+        server_name: get(raw.server_name, "LOCKGATE_MASTER_TLS_SERVER_NAME"),
+    }
+}
+
+fn from_tls(e: crate::tls::TlsError) -> ConfigError {
+    invalid(e.key(), e.reason())
+}
+
 impl Config {
+    /// Builds the TLS listener's rustls configuration, reading its files.
+    ///
+    /// # Errors
+    /// A file that is missing or does not parse, naming its key.
+    pub fn tls_server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+        use crate::tls::{server_config, Pem};
+        let Some(t) = &self.tls else {
+            return Ok(None);
+        };
+        for (key, v) in [
+            ("tls.cert_file", &t.cert_file),
+            ("tls.key_file", &t.key_file),
+        ] {
+            if v.is_empty() {
+                return Err(invalid(key, "required when tls.listen is set"));
+            }
+        }
+        server_config(
+            Pem {
+                key: "tls.cert_file",
+                path: &t.cert_file,
+            },
+            Pem {
+                key: "tls.key_file",
+                path: &t.key_file,
+            },
+            t.client_ca_file.as_deref().map(|path| Pem {
+                key: "tls.client_ca_file",
+                path,
+            }),
+        )
+        .map(Some)
+        .map_err(from_tls)
+    }
+
+    /// Builds the rustls configuration of links towards masters, reading
+    /// its files; `None` when no master uses TLS and no CA is configured.
+    ///
+    /// # Errors
+    /// A missing or unparsable file, or a half-configured client identity,
+    /// naming the key.
+    pub fn master_tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ConfigError> {
+        use crate::tls::{client_config, Pem};
+        let t = &self.master_tls;
+        let any_tls = self.masters.iter().any(|m| m.tls);
+        let Some(ca) = &t.ca_file else {
+            if any_tls {
+                return Err(invalid(
+                    "master_tls.ca_file",
+                    "required when a master has tls = true",
+                ));
+            }
+            return Ok(None);
+        };
+        let identity = match (&t.cert_file, &t.key_file) {
+            (Some(cert), Some(key)) => Some((
+                Pem {
+                    key: "master_tls.cert_file",
+                    path: cert,
+                },
+                Pem {
+                    key: "master_tls.key_file",
+                    path: key,
+                },
+            )),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "master_tls.key_file",
+                    "required with master_tls.cert_file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "master_tls.cert_file",
+                    "required with master_tls.key_file",
+                ))
+            }
+        };
+        client_config(
+            Pem {
+                key: "master_tls.ca_file",
+                path: ca,
+            },
+            identity,
+        )
+        .map(Some)
+        .map_err(from_tls)
+    }
+
     /// Parses a TOML document (no environment, no validation).
     ///
     /// # Errors
@@ -523,6 +731,13 @@ impl Config {
                 m.password = Some(p.clone());
             }
         }
+        if let Some(v) = env_parse::<bool>(&e, "LOCKGATE_MASTERS_TLS")? {
+            for m in &mut c.masters {
+                m.tls = v;
+            }
+        }
+        c.tls = tls_listen(raw.tls, &e)?;
+        c.master_tls = master_tls(raw.master_tls, &e);
         let t = raw.master;
         set!(
             c.master.timeout,
@@ -685,18 +900,29 @@ impl Config {
                 return Err(invalid(&key, format!("{:?} is listed twice", m.address)));
             }
             if m.tls {
-                return Err(invalid(
-                    &format!("masters[{i}].tls"),
-                    "TLS towards masters is not supported yet",
-                ));
+                crate::tls::server_name(self.master_tls.server_name.as_deref(), &m.address)
+                    .map_err(|e| match e.key() {
+                        "masters.address" => invalid(&key, e.reason()),
+                        _ => from_tls(e),
+                    })?;
             }
         }
+        self.master_tls_config()?;
+        self.tls_server_config()?;
+        if self.listen.is_empty() && self.tls.is_none() {
+            return Err(invalid(
+                "listen",
+                "may be empty (plain port off) only when tls.listen is set",
+            ));
+        }
+        let tls_listen = self.tls.as_ref().map_or("", |t| t.listen.as_str());
         for (key, addr) in [
             ("listen", &self.listen),
             ("admin_listen", &self.admin_listen),
+            ("tls.listen", &tls_listen.to_string()),
         ] {
-            if key == "admin_listen" && addr.is_empty() {
-                continue; // empty disables the admin listener
+            if addr.is_empty() {
+                continue; // empty disables that listener
             }
             if addr
                 .rsplit_once(':')
@@ -747,6 +973,11 @@ impl Config {
         }
         if l.max_acquire_time.is_zero() {
             return Err(invalid("lock.max_acquire_time_ms", "must be at least 1"));
+        }
+        if let Some(t) = &self.tls {
+            if t.handshake_timeout.is_zero() {
+                return Err(invalid("tls.handshake_timeout_ms", "must be at least 1"));
+            }
         }
         let t = &self.master;
         for (key, d) in [
@@ -801,17 +1032,32 @@ impl Config {
     /// A non-loopback `listen` with no `requirepass`, no `[[users]]` and
     /// `protected_mode` on; the message names both ways out.
     pub fn check_protected_mode(&self) -> Result<(), ConfigError> {
-        if !self.protected_mode || crate::acl::required(self) || is_loopback_listen(&self.listen) {
+        if !self.protected_mode || crate::acl::required(self) {
             return Ok(());
         }
+        // The plain port is open to anyone who reaches it; the TLS port
+        // only when it does not verify client certificates (mTLS
+        // authenticates every client by its certificate).
+        let exposed = if !self.listen.is_empty() && !is_loopback_listen(&self.listen) {
+            Some(("listen", self.listen.as_str()))
+        } else {
+            self.tls
+                .as_ref()
+                .filter(|t| t.client_ca_file.is_none() && !is_loopback_listen(&t.listen))
+                .map(|t| ("tls.listen", t.listen.as_str()))
+        };
+        let Some((key, addr)) = exposed else {
+            return Ok(());
+        };
         Err(invalid(
             "protected_mode",
             format!(
-                "refusing to listen on {:?}, a non-loopback address, with no authentication \
-                 configured. Either set requirepass (or LOCKGATE_REQUIREPASS) or add [[users]], \
-                 or, if the network itself is trusted, set protected_mode = false \
-                 (LOCKGATE_PROTECTED_MODE=false) to opt out explicitly; or listen on 127.0.0.1",
-                self.listen
+                "refusing to listen on {addr:?} ({key}), a non-loopback address, with no \
+                 authentication configured. Either set requirepass (or LOCKGATE_REQUIREPASS) or \
+                 add [[users]] (or, for tls.listen, require client certificates with \
+                 tls.client_ca_file), or, if the network itself is trusted, set \
+                 protected_mode = false (LOCKGATE_PROTECTED_MODE=false) to opt out explicitly; \
+                 or listen on 127.0.0.1"
             ),
         ))
     }
@@ -826,6 +1072,13 @@ impl Config {
                 self.masters.len(),
                 self.quorum()
             ));
+        }
+        if self.master_tls.ca_file.is_some() && !self.masters.iter().any(|m| m.tls) {
+            w.push(
+                "master_tls is configured but no master has tls = true; every master is \
+                 reached in plain text"
+                    .into(),
+            );
         }
         if self.lock.bootstrap == Bootstrap::Immediate {
             w.push(
@@ -968,6 +1221,34 @@ mod tests {
     }
 
     #[test]
+    fn protected_mode_covers_the_tls_port_unless_it_requires_client_certificates() {
+        let check = |extra: &str| {
+            let text = format!(
+                "listen = \"\"\n[[masters]]\naddress = \"127.0.0.1:1\"\n\
+                 [tls]\nlisten = \"0.0.0.0:6390\"\ncert_file = \"c\"\nkey_file = \"k\"\n{extra}"
+            );
+            Config::from_toml_str(&text)
+                .expect("parses")
+                .check_protected_mode()
+        };
+        let Err(ConfigError::Invalid { key, reason }) = check("") else {
+            panic!("a public TLS port without authentication must be refused");
+        };
+        assert_eq!(key, "protected_mode");
+        assert!(reason.contains("tls.listen"), "{reason}");
+        assert!(reason.contains("client_ca_file"), "{reason}");
+        assert!(check("client_ca_file = \"ca\"\n").is_ok());
+        // The plain port is still judged on its own.
+        let text = "listen = \"0.0.0.0:6380\"\n[[masters]]\naddress = \"127.0.0.1:1\"\n\
+                    [tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = \"c\"\nkey_file = \"k\"\n\
+                    client_ca_file = \"ca\"\n";
+        assert!(Config::from_toml_str(text)
+            .expect("parses")
+            .check_protected_mode()
+            .is_err());
+    }
+
+    #[test]
     fn protected_mode_allows_loopback_authentication_or_an_explicit_opt_out() {
         for ok in [
             "listen = \"127.0.0.1:6380\"\n",
@@ -998,6 +1279,96 @@ mod tests {
         assert!(!is_loopback_listen("0.0.0.0:6380"));
         assert!(!is_loopback_listen("192.168.1.4:6380"));
         assert!(!is_loopback_listen(":6380"));
+    }
+
+    #[test]
+    fn tls_keys_come_from_the_file_and_the_environment() {
+        let text = "[[masters]]\naddress = \"127.0.0.1:7000\"\ntls = true\n\
+                    [tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = \"/f/cert.pem\"\n\
+                    key_file = \"/f/key.pem\"\nhandshake_timeout_ms = 750\n\
+                    [master_tls]\nca_file = \"/f/ca.pem\"\nserver_name = \"redis.internal\"\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        let env = |k: &str| match k {
+            "LOCKGATE_TLS_CLIENT_CA_FILE" => Some("/env/clients.pem".to_string()),
+            "LOCKGATE_MASTER_TLS_CA_FILE" => Some("/env/ca.pem".to_string()),
+            "LOCKGATE_LISTEN" => Some(String::new()),
+            _ => None,
+        };
+        let c = Config::load_unvalidated(path.to_str(), &env).expect("parses");
+        let t = c.tls.as_ref().expect("TLS listener configured");
+        assert_eq!(t.listen, "127.0.0.1:6390");
+        assert_eq!(t.cert_file, "/f/cert.pem");
+        assert_eq!(t.client_ca_file.as_deref(), Some("/env/clients.pem"));
+        assert_eq!(t.handshake_timeout, Duration::from_millis(750));
+        assert_eq!(c.master_tls.ca_file.as_deref(), Some("/env/ca.pem"));
+        assert_eq!(c.master_tls.server_name.as_deref(), Some("redis.internal"));
+        assert!(c.masters[0].tls);
+        assert!(c.listen.is_empty());
+        // Validation reads the files, so the missing ones are named.
+        match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "master_tls.ca_file"),
+            other => panic!("expected master_tls.ca_file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_name_their_key() {
+        assert_eq!(
+            bad_key("[tls]\nlisten = \"127.0.0.1:6390\"\n"),
+            "tls.cert_file"
+        );
+        assert_eq!(
+            bad_key("[tls]\nlisten = \"127.0.0.1:6390\"\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n"),
+            "tls.cert_file"
+        );
+        let e = Config::from_toml_str("listen = \"\"\n[[masters]]\naddress = \"127.0.0.1:7000\"\n")
+            .and_then(Config::validate);
+        assert!(matches!(e, Err(ConfigError::Invalid { key, .. }) if key == "listen"));
+        let tls_master = "[[masters]]\naddress = \"127.0.0.1:7001\"\ntls = true\n";
+        assert_eq!(bad_key(tls_master), "master_tls.ca_file");
+        let half = format!("{tls_master}[master_tls]\ncert_file = \"/c.pem\"\n");
+        assert_eq!(bad_key(&half), "master_tls.ca_file");
+        let env = |k: &str| match k {
+            "LOCKGATE_MASTERS" => Some("127.0.0.1:1".to_string()),
+            "LOCKGATE_MASTERS_TLS" => Some("true".to_string()),
+            "LOCKGATE_MASTER_TLS_CA_FILE" => Some("/nonexistent/ca.pem".to_string()),
+            _ => None,
+        };
+        let e = Config::load(None, &env);
+        assert!(
+            matches!(&e, Err(ConfigError::Invalid { key, reason }) if key == "master_tls.ca_file" && reason.contains("/nonexistent/ca.pem")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_example_files_commented_tls_keys_are_real_keys() {
+        // The TLS keys stay commented in the example (their files do not
+        // exist here); uncommented, they must still be known keys.
+        let mut in_tls = false;
+        let mut out = String::new();
+        for line in FULL.lines() {
+            if line.starts_with('[') {
+                in_tls = line == "[tls]" || line == "[master_tls]";
+            }
+            match line.strip_prefix("# ") {
+                Some(rest)
+                    if in_tls
+                        && toml::from_str::<toml::Table>(rest).is_ok_and(|t| t.len() == 1) =>
+                {
+                    out.push_str(rest)
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        let c = Config::from_toml_str(&out).expect("uncommented TLS keys parse");
+        let t = c.tls.expect("[tls] listen is set once uncommented");
+        assert!(t.client_ca_file.is_some() && !t.cert_file.is_empty());
+        assert!(c.master_tls.ca_file.is_some() && c.master_tls.server_name.is_some());
+        assert!(c.master_tls.cert_file.is_some() && c.master_tls.key_file.is_some());
     }
 
     #[test]

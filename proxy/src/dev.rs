@@ -1,6 +1,8 @@
 //! Local `redis-server` processes, for dev mode and the integration tests:
 //! each on a free loopback port, in its own temporary directory, with no
-//! persistence unless asked for AOF. Dropping a [`LocalRedis`] kills it.
+//! persistence unless asked for AOF, optionally serving TLS only (the
+//! integration tests and `bench --only tls`). Dropping a [`LocalRedis`]
+//! kills it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +26,18 @@ pub enum LocalRedisError {
     NotReady(u16),
 }
 
+/// The files of a TLS-only master: it listens on `--tls-port` and not at
+/// all in plain text.
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Verifies client certificates when `auth_clients` is set.
+    pub ca_file: PathBuf,
+    /// `--tls-auth-clients yes`: refuse clients without a certificate.
+    pub auth_clients: bool,
+}
+
 /// One `redis-server` child process.
 pub struct LocalRedis {
     port: u16,
@@ -31,6 +45,7 @@ pub struct LocalRedis {
     /// Extra `redis-server` arguments (e.g. `--requirepass`), kept for
     /// restarts.
     extra: Vec<String>,
+    tls: Option<RedisTls>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -60,7 +75,7 @@ fn ping(port: u16) -> bool {
 impl LocalRedis {
     /// Starts a master with no persistence.
     pub fn start() -> Result<LocalRedis, LocalRedisError> {
-        Self::start_with(false, &[])
+        Self::start_with(false, &[], None)
     }
 
     /// Starts a master with no persistence and extra `redis-server`
@@ -69,16 +84,25 @@ impl LocalRedis {
     /// # Errors
     /// As [`LocalRedis::start`].
     pub fn start_with_args(args: &[&str]) -> Result<LocalRedis, LocalRedisError> {
-        Self::start_with(false, args)
+        Self::start_with(false, args, None)
+    }
+
+    /// Starts a master with no persistence that serves TLS only.
+    pub fn start_tls(tls: RedisTls) -> Result<LocalRedis, LocalRedisError> {
+        Self::start_with(false, &[], Some(tls))
     }
 
     /// Starts a master with `appendonly yes` and `appendfsync always`, so a
     /// restart reloads everything it acknowledged.
     pub fn start_aof() -> Result<LocalRedis, LocalRedisError> {
-        Self::start_with(true, &[])
+        Self::start_with(true, &[], None)
     }
 
-    fn start_with(aof: bool, extra: &[&str]) -> Result<LocalRedis, LocalRedisError> {
+    fn start_with(
+        aof: bool,
+        extra: &[&str],
+        tls: Option<RedisTls>,
+    ) -> Result<LocalRedis, LocalRedisError> {
         let mut last = LocalRedisError::NotReady(0);
         for _ in 0..5 {
             let port = free_port()?;
@@ -86,6 +110,7 @@ impl LocalRedis {
                 port,
                 aof,
                 extra: extra.iter().map(|a| (*a).to_string()).collect(),
+                tls: tls.clone(),
                 dir: tempfile::Builder::new()
                     .prefix("lockgate-redis-")
                     .tempdir()?,
@@ -103,9 +128,21 @@ impl LocalRedis {
     fn spawn(&mut self) -> Result<(), LocalRedisError> {
         let dir: PathBuf = self.dir.path().to_path_buf();
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(t) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&t.cert_file)
+                .arg("--tls-key-file")
+                .arg(&t.key_file)
+                .arg("--tls-ca-cert-file")
+                .arg(&t.ca_file)
+                .arg("--tls-auth-clients")
+                .arg(if t.auth_clients { "yes" } else { "no" }),
+        };
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--save")
             .arg("")
@@ -130,7 +167,14 @@ impl LocalRedis {
         })?;
         let give_up = Instant::now() + Duration::from_secs(10);
         while Instant::now() < give_up {
-            if ping(self.port) {
+            // A TLS port cannot be pinged in clear text; redis-server opens
+            // its listeners only once it is ready to serve, and a client
+            // (the gateway) retries anyway.
+            let ready = match self.tls {
+                None => ping(self.port),
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }

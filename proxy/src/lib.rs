@@ -16,6 +16,8 @@
 //! - [`server`]: accept loop, per-connection task, graceful shutdown.
 //! - [`acl`]: client authentication, command families and key patterns.
 //! - [`admin`]: HTTP for metrics, health and live reload.
+//! - [`tls`]: PEM files and the rustls configurations of the TLS listener
+//!   and of links towards masters.
 //! - [`metrics`], [`config`], [`error`], [`dev`].
 
 pub mod acl;
@@ -32,3 +34,4 @@ pub mod metrics;
 pub mod resp;
 pub mod scripts;
 pub mod server;
+pub mod tls;

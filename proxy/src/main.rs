@@ -136,7 +136,7 @@ async fn serve(
             }) as lockgate::server::LogLevelHook
         }),
     });
-    info!(listen = %gw.local_addr(), admin = ?gw.admin_addr(), "serving");
+    info!(listen = %gw.local_addr(), tls_listen = ?gw.tls_addr(), admin = ?gw.admin_addr(), "serving");
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
     let stop = wait_for_signal();

@@ -134,6 +134,17 @@ pub const MASTER_ERROR_KINDS: &[&str] = &[
     "protocol",
 ];
 
+/// Why a connection attempt to a master failed, the `reason` label of
+/// `lockgate_master_connect_failures_total`. `tls` covers a certificate
+/// that failed verification, so an operator sees why a master is down.
+pub const MASTER_CONNECT_FAILURES: &[&str] = &[
+    "resolve", "connect", "timeout", "tls", "refused", "protocol", "closed",
+];
+
+/// Why a client's TLS handshake failed, the `reason` label of
+/// `lockgate_tls_handshake_failures_total`.
+pub const TLS_HANDSHAKE_FAILURES: &[&str] = &["timeout", "error"];
+
 /// Per-master handles, resolved once at start.
 #[derive(Clone)]
 pub struct MasterMetrics {
@@ -146,6 +157,8 @@ pub struct MasterMetrics {
     pub votes_given: IntCounter,
     pub votes_refused: IntCounter,
     pub reconnects: IntCounter,
+    /// Indexed like [`MASTER_CONNECT_FAILURES`].
+    pub connect_failures: Vec<IntCounter>,
 }
 
 /// Master states as exported, in the order of `MasterState as usize`.
@@ -156,6 +169,14 @@ impl MasterMetrics {
     pub fn set_state(&self, state: usize) {
         for (i, g) in self.states.iter().enumerate() {
             g.set(i64::from(i == state));
+        }
+    }
+
+    /// Counts a failed connection attempt; `reason` is one of
+    /// [`MASTER_CONNECT_FAILURES`].
+    pub fn connect_failure(&self, reason: &str) {
+        if let Some(i) = MASTER_CONNECT_FAILURES.iter().position(|k| *k == reason) {
+            self.connect_failures[i].inc();
         }
     }
 
@@ -180,6 +201,9 @@ pub struct Metrics {
     master_state: IntGaugeVec,
     master_votes: IntCounterVec,
     master_reconnects: IntCounterVec,
+    master_connect_failures: IntCounterVec,
+    /// Indexed like [`TLS_HANDSHAKE_FAILURES`].
+    pub tls_handshake_failures: Vec<IntCounter>,
     pub quorum_margin: IntGauge,
     pub fence_retries: IntCounter,
     pub master_reseeds: IntCounter,
@@ -308,6 +332,33 @@ impl Metrics {
             )
             .expect("valid"),
         );
+        let master_connect_failures = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_master_connect_failures_total",
+                    "Failed connection attempts to a master, by reason (tls: certificate \
+                     verification or handshake)",
+                ),
+                &["master", "reason"],
+            )
+            .expect("valid"),
+        );
+        let tls_handshake_failures_vec = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_tls_handshake_failures_total",
+                    "Client TLS handshakes that failed (error) or ran out of time (timeout)",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let tls_handshake_failures = TLS_HANDSHAKE_FAILURES
+            .iter()
+            .map(|r| tls_handshake_failures_vec.with_label_values(&[r]))
+            .collect();
         let quorum_margin = reg(
             r,
             IntGauge::new(
@@ -507,6 +558,8 @@ impl Metrics {
             master_state,
             master_votes,
             master_reconnects,
+            master_connect_failures,
+            tls_handshake_failures,
             quorum_margin,
             fence_retries,
             master_reseeds,
@@ -560,6 +613,10 @@ impl Metrics {
             votes_given: self.master_votes.with_label_values(&[name, "given"]),
             votes_refused: self.master_votes.with_label_values(&[name, "refused"]),
             reconnects: self.master_reconnects.with_label_values(&[name]),
+            connect_failures: MASTER_CONNECT_FAILURES
+                .iter()
+                .map(|r| self.master_connect_failures.with_label_values(&[name, r]))
+                .collect(),
         }
     }
 

@@ -62,6 +62,35 @@ pub enum LinkError {
     Protocol(String),
     #[error("connection closed by master")]
     Closed,
+    /// The TLS handshake failed: most often the master's certificate did
+    /// not verify (wrong CA, wrong name, expired).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+}
+
+// === impl LinkError ===
+
+impl LinkError {
+    /// The `reason` label of `lockgate_master_connect_failures_total`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            LinkError::Resolve(_) => "resolve",
+            // Under TLS 1.3 a master that refuses our client certificate
+            // says so only after the handshake, as an alert on the first
+            // read or write: still a TLS failure, not a network one.
+            LinkError::Io(e) if is_tls(e) => "tls",
+            LinkError::Io(_) => "connect",
+            LinkError::Timeout(_) => "timeout",
+            LinkError::Refused { .. } => "refused",
+            LinkError::Protocol(_) => "protocol",
+            LinkError::Closed => "closed",
+            LinkError::Tls(_) => "tls",
+        }
+    }
+}
+
+fn is_tls(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 /// Opens byte streams to one master.
@@ -78,6 +107,14 @@ pub(crate) trait Connector: Send + Sync + 'static {
 /// TCP to `host:port`, resolving the host again on every attempt.
 pub(crate) struct TcpConnector {
     address: String,
+}
+
+/// TLS over [`TcpConnector`]: the host is still re-resolved on every
+/// attempt, and the certificate is checked against `name` every time.
+pub(crate) struct TlsConnector {
+    tcp: TcpConnector,
+    tls: tokio_rustls::TlsConnector,
+    name: rustls_pki_types::ServerName<'static>,
 }
 
 /// What runs on a fresh stream before the link counts as up.
@@ -135,6 +172,35 @@ impl Connector for TcpConnector {
             }
         }
         Err(last)
+    }
+}
+
+// === impl TlsConnector ===
+
+impl TlsConnector {
+    pub(crate) fn new(
+        address: String,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls_pki_types::ServerName<'static>,
+    ) -> Self {
+        TlsConnector {
+            tcp: TcpConnector::new(address),
+            tls: tokio_rustls::TlsConnector::from(config),
+            name,
+        }
+    }
+}
+
+impl Connector for TlsConnector {
+    type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+
+    async fn connect(&self, timeout: Duration) -> Result<Self::Stream, LinkError> {
+        let tcp = self.tcp.connect(timeout).await?;
+        match tokio::time::timeout(timeout, self.tls.connect(self.name.clone(), tcp)).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(LinkError::Tls(e.to_string())),
+            Err(_) => Err(LinkError::Timeout("TLS handshake")),
+        }
     }
 }
 
@@ -274,6 +340,7 @@ pub(crate) async fn supervise<C: Connector>(
                 }
             }
             Some(Err(e)) => {
+                shared.metrics().connect_failure(e.reason());
                 if quiet {
                     debug!(master = %shared.name(), cause = %e, "master still unreachable");
                 } else {

@@ -10,8 +10,11 @@
 //! never desynchronises.
 //!
 //! # Health
-//! A master is `Up` only after connect, AUTH, PING and SCRIPT LOAD all
-//! succeeded, each step within `connect_timeout`. Calls to a master whose
+//! A master is `Up` only after connect (and, with `tls = true`, a TLS
+//! handshake whose certificate verified), AUTH, PING and SCRIPT LOAD all
+//! succeeded, each step within `connect_timeout`. A certificate that fails
+//! verification keeps the master down like any other failed connect, counted
+//! by reason in `lockgate_master_connect_failures_total`. Calls to a master whose
 //! link is down fail at once with [`MasterError::Down`] and are never
 //! queued: a dead master costs a caller nothing. A master that stops
 //! answering (SIGSTOP, blackhole) is marked down by the caller whose timeout
@@ -31,8 +34,9 @@
 //! the hot path (`state`, `eval`, `call`) only reads atomics.
 //!
 //! # Layout
-//! - `conn`: the connection task (connect, handshake, writer, reader); the
-//!   stream is generic, so tests drive it over in-memory pipes.
+//! - `conn`: the connection task (connect, handshake, writer, reader) and
+//!   the TCP and TLS connectors; the stream is generic, so tests drive it
+//!   over in-memory pipes.
 //! - [`wire`]: command encoding and the bounded reply decoder.
 //! - [`backoff`]: reconnect pacing.
 
@@ -57,7 +61,7 @@ use crate::config::{MasterConfig, MasterTuning};
 use crate::metrics::MasterMetrics;
 use crate::scripts::{Script, ScriptSet};
 
-use conn::{Connector, Handshake, TcpConnector};
+use conn::{Connector, Handshake, TcpConnector, TlsConnector};
 
 /// A request on its way to the writer.
 pub(crate) struct Request {
@@ -69,6 +73,15 @@ pub(crate) struct Request {
     pub permit: OwnedSemaphorePermit,
     /// When the caller handed it over; the reader observes the latency.
     pub started: Instant,
+}
+
+/// How a master with `tls = true` is reached: the shared rustls client
+/// configuration (CA, optional client certificate) and the name its
+/// certificate must carry.
+#[derive(Clone)]
+pub struct MasterTlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls_pki_types::ServerName<'static>,
 }
 
 /// A reply from a master, decoded from RESP2.
@@ -348,9 +361,9 @@ impl Master {
     /// jittered backoff) and returns the handle at once; the master starts
     /// `Down` and turns `Up` when its first connection is ready.
     ///
-    /// `cfg.tls = true` is not supported: the error is logged and the master
-    /// stays `Down` (credentials are never sent in clear text to a master
-    /// the operator meant to reach over TLS).
+    /// A master with `cfg.tls = true` is reached with `tls`. Given none, the
+    /// error is logged and the master stays `Down`: credentials are never
+    /// sent in clear text to a master the operator meant to reach over TLS.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
@@ -361,14 +374,27 @@ impl Master {
         max_nesting: usize,
         scripts: Arc<ScriptSet>,
         metrics: MasterMetrics,
+        tls: Option<MasterTlsClient>,
     ) -> Arc<Master> {
         if cfg.tls {
-            error!(
-                master = %cfg.address,
-                "TLS towards masters is not supported; this master stays down"
+            let Some(tls) = tls else {
+                error!(
+                    master = %cfg.address,
+                    "tls = true but no TLS client configuration; this master stays down"
+                );
+                let (m, _rx) = Master::new(index, &cfg, &tuning, metrics);
+                return m;
+            };
+            let connector = TlsConnector::new(cfg.address.clone(), tls.config, tls.server_name);
+            return Master::spawn_with(
+                index,
+                cfg,
+                tuning,
+                max_nesting,
+                scripts,
+                metrics,
+                connector,
             );
-            let (m, _rx) = Master::new(index, &cfg, &tuning, metrics);
-            return m;
         }
         let connector = TcpConnector::new(cfg.address.clone());
         Master::spawn_with(index, cfg, tuning, max_nesting, scripts, metrics, connector)

@@ -714,7 +714,7 @@ mod fake {
     }
 
     #[tokio::test]
-    async fn tls_masters_stay_down() {
+    async fn tls_masters_without_a_tls_configuration_stay_down() {
         let mut cfg = MasterConfig::plain("127.0.0.1:1");
         cfg.tls = true;
         let m = Master::spawn(
@@ -724,6 +724,7 @@ mod fake {
             8,
             Arc::new(ScriptSet::new()),
             Metrics::new().master("127.0.0.1:1"),
+            None,
         );
         assert!(!m.wait_connected(300 * MS).await);
         assert_eq!(m.call(&[b"PING"], in_ms(10)).await, Err(MasterError::Down));
@@ -813,6 +814,7 @@ mod real {
             8,
             scripts.clone(),
             metrics.clone(),
+            None,
         );
         (m, scripts, metrics)
     }

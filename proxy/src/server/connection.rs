@@ -8,6 +8,9 @@
 //! concurrently: the later one waits for the earlier, which keeps the
 //! pipelined result equal to what one Redis would have produced.
 //!
+//! The transport is generic (plain TCP or a TLS stream after its handshake):
+//! this module only reads and writes bytes.
+//!
 //! Connection-state commands (HELLO, AUTH, SELECT, CLIENT SETNAME) apply at
 //! parse time, in order, and each reply is encoded in the protocol that was
 //! in force when its request was read.
@@ -19,8 +22,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt, Shared as SharedFut};
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +40,8 @@ pub struct ClientEntry {
     pub id: u64,
     pub addr: SocketAddr,
     pub created: Instant,
+    /// Came in through the TLS listener.
+    pub tls: bool,
     pub meta: Mutex<ClientMeta>,
 }
 
@@ -75,19 +79,23 @@ type Done = SharedFut<oneshot::Receiver<()>>;
 
 /// Serves one client until it quits, breaks the protocol, disconnects, or
 /// the gateway drains.
-pub async fn run(
-    sock: TcpStream,
+pub async fn run<S>(
+    sock: S,
     peer: SocketAddr,
     id: u64,
+    tls: bool,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let span = info_span!("conn", id, peer = %peer);
     async move {
         let entry = Arc::new(ClientEntry {
             id,
             addr: peer,
             created: Instant::now(),
+            tls,
             meta: Mutex::new(ClientMeta {
                 resp: 2,
                 ..ClientMeta::default()
@@ -106,13 +114,13 @@ pub async fn run(
     .await
 }
 
-async fn serve(
-    sock: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: S,
     shared: &Arc<Shared>,
     entry: Arc<ClientEntry>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let (mut rd, mut wr) = sock.into_split();
+    let (mut rd, mut wr) = tokio::io::split(sock);
     let limits = shared.config().limits.clone();
     let preauth = super::auth::preauth_limits(&limits);
     // Small to start: most connections are idle most of the time (a pool
@@ -173,6 +181,10 @@ async fn serve(
                     quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
                 }
                 wr.write_all(&wbuf).await?;
+                // A no-op on TCP; a TLS stream may still hold the last
+                // records when the socket pushed back, and nothing else
+                // would write them out.
+                wr.flush().await?;
                 wbuf.clear();
                 if quit_after_flush {
                     break;
@@ -208,7 +220,7 @@ async fn serve(
 const READ_CHUNK: usize = 4 * 1024;
 
 async fn read_some(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
     buf.reserve(READ_CHUNK);

@@ -294,7 +294,7 @@ fn client_line(shared: &Shared, e: &super::ClientEntry) -> String {
     format!(
         "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 \
          multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-         omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+         omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={} tls={}\n",
         e.id,
         e.addr,
         shared.local_addr,
@@ -303,6 +303,9 @@ fn client_line(shared: &Shared, e: &super::ClientEntry) -> String {
         m.resp,
         s(&m.lib_name),
         s(&m.lib_ver),
+        // Not a Redis field; parsers of key=value lines skip what they do
+        // not know, and operators can tell TLS clients apart.
+        if e.tls { "yes" } else { "no" },
     )
 }
 

@@ -2,6 +2,12 @@
 //! masters, the lock engine and its amnesia guard, runs the accept loop, and
 //! drains on shutdown.
 //!
+//! Two client listeners may run side by side: the plain one (`listen`) and
+//! the TLS one (`[tls] listen`). Each has its own accept loop; a TLS
+//! handshake runs inside the connection's own task under a deadline, never
+//! in the accept loop, so a client that stalls its handshake holds up
+//! nobody.
+//!
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
@@ -34,14 +40,15 @@ use prometheus::IntCounter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, ConfigError};
 use crate::lock::{recovery, Engine};
-use crate::master::Master;
+use crate::master::{Master, MasterTlsClient};
 use crate::metrics::Metrics;
 use crate::scripts::ScriptSet;
 
@@ -294,6 +301,7 @@ impl admin::Reloader for SharedReloader {
 /// A running gateway.
 pub struct Gateway {
     shared: Arc<Shared>,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
     stop_connections: CancellationToken,
@@ -314,17 +322,41 @@ impl Gateway {
         if config.masters.is_empty() {
             return Err(StartError::Config("no masters configured".into()));
         }
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen.clone(),
-            source,
-        })?;
+        // Built before anything is bound: a bad file is a config error.
+        let server_tls = config
+            .tls_server_config()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let master_tls = config
+            .master_tls_config()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let listener = if config.listen.is_empty() {
+            None // plain port off; validation demands a TLS listener then
+        } else {
+            Some(bind(&config.listen).await?)
+        };
+        let tls_listener = match (&config.tls, server_tls) {
+            (Some(t), Some(server_config)) => Some((
+                bind(&t.listen).await?,
+                TlsListener {
+                    acceptor: TlsAcceptor::from(server_config),
+                    handshake_timeout: t.handshake_timeout,
+                },
+            )),
+            _ => None,
+        };
+        let tls_addr = tls_listener.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let local_addr = match (&listener, tls_addr) {
+            (Some(l), _) => l.local_addr().map_err(|source| StartError::Bind {
+                addr: config.listen.clone(),
+                source,
+            })?,
+            (None, Some(a)) => a,
+            (None, None) => {
+                return Err(StartError::Config(
+                    "no client listener: listen is empty and tls.listen is not set".into(),
+                ))
+            }
+        };
         let admin_listener = if config.admin_listen.is_empty() {
             None
         } else {
@@ -346,16 +378,31 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(i, mc)| {
-                Master::spawn(
+                let tls = match (&master_tls, mc.tls) {
+                    (Some(config_tls), true) => {
+                        let server_name = crate::tls::server_name(
+                            config.master_tls.server_name.as_deref(),
+                            &mc.address,
+                        )
+                        .map_err(|e| StartError::Config(e.to_string()))?;
+                        Some(MasterTlsClient {
+                            config: config_tls.clone(),
+                            server_name,
+                        })
+                    }
+                    _ => None,
+                };
+                Ok(Master::spawn(
                     i,
                     mc.clone(),
                     config.master.clone(),
                     config.limits.max_nesting,
                     scripts.clone(),
                     metrics.master(&mc.address),
-                )
+                    tls,
+                ))
             })
-            .collect();
+            .collect::<Result<_, StartError>>()?;
         let engine = Arc::new(Engine::new(
             masters,
             config.lock.clone(),
@@ -398,17 +445,31 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let stop_connections = CancellationToken::new();
         let connections = TaskTracker::new();
-        tokio::spawn(accept_loop(
-            listener,
-            shared.clone(),
-            stop_accepting.clone(),
-            stop_connections.clone(),
-            connections.clone(),
-        ));
-        info!(listen = %local_addr, admin = ?admin_addr, masters = shared.engine.masters().len(),
+        if let Some(listener) = listener {
+            tokio::spawn(accept_loop(
+                listener,
+                None,
+                shared.clone(),
+                stop_accepting.clone(),
+                stop_connections.clone(),
+                connections.clone(),
+            ));
+        }
+        if let Some((listener, tls)) = tls_listener {
+            tokio::spawn(accept_loop(
+                listener,
+                Some(Arc::new(tls)),
+                shared.clone(),
+                stop_accepting.clone(),
+                stop_connections.clone(),
+                connections.clone(),
+            ));
+        }
+        info!(listen = %local_addr, tls_listen = ?tls_addr, admin = ?admin_addr, masters = shared.engine.masters().len(),
               quorum = shared.engine.quorum(), "lockgate started");
         Ok(Gateway {
             shared,
+            tls_addr,
             admin_addr,
             stop_accepting,
             stop_connections,
@@ -418,9 +479,15 @@ impl Gateway {
         })
     }
 
-    /// The bound client address (useful with port 0).
+    /// The bound plain client address (useful with port 0), or the TLS
+    /// one when the plain port is off.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The bound TLS client address, if the TLS listener is enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The bound admin address, if the admin listener is enabled.
@@ -506,8 +573,24 @@ impl Gateway {
     }
 }
 
+/// The TLS side of a client listener.
+struct TlsListener {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<TlsListener>>,
     shared: Arc<Shared>,
     stop_accepting: CancellationToken,
     stop_connections: CancellationToken,
@@ -526,20 +609,35 @@ async fn accept_loop(
                 if shared.clients.len() >= max_clients {
                     shared.metrics.client_rejected.inc();
                     // Redis's own words, so clients recognise the condition.
-                    let _ = sock
-                        .write_all(b"-ERR max number of clients reached\r\n")
-                        .await;
+                    // A TLS client could not read them in clear text, so it
+                    // only sees the connection close.
+                    if tls.is_none() {
+                        let _ = sock
+                            .write_all(b"-ERR max number of clients reached\r\n")
+                            .await;
+                    }
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
                 let id = shared.next_client_id();
-                tracker.spawn(connection::run(
-                    sock,
-                    peer,
-                    id,
-                    shared.clone(),
-                    stop_connections.clone(),
-                ));
+                match &tls {
+                    None => tracker.spawn(connection::run(
+                        sock,
+                        peer,
+                        id,
+                        false,
+                        shared.clone(),
+                        stop_connections.clone(),
+                    )),
+                    Some(tls) => tracker.spawn(tls_connection(
+                        tls.clone(),
+                        sock,
+                        peer,
+                        id,
+                        shared.clone(),
+                        stop_connections.clone(),
+                    )),
+                };
             }
             Err(e) => {
                 // Usually EMFILE: back off instead of spinning on accept.
@@ -548,4 +646,37 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Completes the TLS handshake under its deadline, then serves the client
+/// like any other. A failed or stalled handshake is counted and dropped;
+/// it is logged at debug level only, since load balancer probes and port
+/// scanners cause them all the time.
+async fn tls_connection(
+    tls: Arc<TlsListener>,
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(sock));
+    let failures = &shared.metrics.tls_handshake_failures;
+    let stream = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        r = handshake => match r {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                failures[1].inc();
+                debug!(%peer, cause = %e, "client TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                failures[0].inc();
+                debug!(%peer, "client TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    connection::run(stream, peer, id, true, shared, shutdown).await;
 }

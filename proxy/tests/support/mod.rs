@@ -3,13 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use lockgate::config::{Bootstrap, Config, MasterConfig};
-use lockgate::dev::LocalRedis;
+use lockgate::dev::{LocalRedis, RedisTls};
 use lockgate::server::Gateway;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A set of real masters; dropping it kills them.
@@ -34,6 +36,31 @@ impl Cluster {
                 .map(|_| LocalRedis::start_with_args(args).expect("redis-server must be installed"))
                 .collect(),
         }
+    }
+
+    /// `n` masters serving TLS only, with the server certificate of `pki`
+    /// signed by `ca.pem`, or by the unrelated CA when `wrong_ca` is set;
+    /// with `auth_clients`, they refuse clients without a `ca.pem` client
+    /// certificate.
+    pub fn start_tls(n: usize, pki: &pki::Pki, auth_clients: bool) -> Cluster {
+        Cluster {
+            masters: (0..n)
+                .map(|_| Self::tls_master(pki, auth_clients, false))
+                .collect(),
+        }
+    }
+
+    /// One TLS-only master; `wrong_ca` gives it a server certificate from
+    /// the unrelated CA.
+    pub fn tls_master(pki: &pki::Pki, auth_clients: bool, wrong_ca: bool) -> LocalRedis {
+        let server = if wrong_ca { "wrong-server" } else { "server" };
+        LocalRedis::start_tls(RedisTls {
+            cert_file: pki.path(&format!("{server}.pem")).into(),
+            key_file: pki.path(&format!("{server}.key")).into(),
+            ca_file: pki.path("ca.pem").into(),
+            auth_clients,
+        })
+        .expect("redis-server with TLS must be installed")
     }
 
     pub fn start_aof(n: usize) -> Cluster {
@@ -64,6 +91,17 @@ pub fn test_config(cluster: &Cluster) -> Config {
     // Tests run in parallel on 2 cores with many masters each.
     c.master.timeout = Duration::from_millis(200);
     c.master.reconnect_max = Duration::from_millis(500);
+    c
+}
+
+/// [`test_config`] for TLS masters: every master has `tls = true` and is
+/// checked against `ca.pem`; no client certificate unless set later.
+pub fn tls_master_config(cluster: &Cluster, pki: &pki::Pki) -> Config {
+    let mut c = test_config(cluster);
+    for m in &mut c.masters {
+        m.tls = true;
+    }
+    c.master_tls.ca_file = Some(pki.path("ca.pem"));
     c
 }
 
@@ -252,14 +290,23 @@ pub async fn run_client_suite(program: &str, args: &[&str], tail: &[&str]) -> us
 /// A raw client connection for wire-level replays: sends commands exactly as
 /// a library would and returns each reply's exact bytes.
 pub struct RawConn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
 }
 
+/// Any client byte stream: plain TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 impl RawConn {
     pub async fn connect(addr: SocketAddr) -> RawConn {
+        Self::over(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// Over an already open stream (a TLS client, for instance).
+    pub fn over(stream: impl Io + 'static) -> RawConn {
         RawConn {
-            stream: TcpStream::connect(addr).await.expect("connect"),
+            stream: Box::new(stream),
             buf: Vec::new(),
         }
     }
