@@ -78,6 +78,57 @@ impl Outcome {
     }
 }
 
+/// Limits a client can hit, the `limit` label of
+/// `lockgate_limit_hits_total`: a fixed set, named after the config keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxClients,
+    IdleTimeout,
+    PartialFrameTimeout,
+    MaxOutputBuffer,
+    WriteTimeout,
+    MaxFrameBytes,
+    MaxBulkBytes,
+    MaxArgs,
+    MaxInlineBytes,
+    MaxKeyBytes,
+    Ttl,
+    MaxWait,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 12] = [
+        Limit::MaxClients,
+        Limit::IdleTimeout,
+        Limit::PartialFrameTimeout,
+        Limit::MaxOutputBuffer,
+        Limit::WriteTimeout,
+        Limit::MaxFrameBytes,
+        Limit::MaxBulkBytes,
+        Limit::MaxArgs,
+        Limit::MaxInlineBytes,
+        Limit::MaxKeyBytes,
+        Limit::Ttl,
+        Limit::MaxWait,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::MaxClients => "max_clients",
+            Limit::IdleTimeout => "idle_timeout",
+            Limit::PartialFrameTimeout => "partial_frame_timeout",
+            Limit::MaxOutputBuffer => "max_output_buffer",
+            Limit::WriteTimeout => "write_timeout",
+            Limit::MaxFrameBytes => "max_frame_bytes",
+            Limit::MaxBulkBytes => "max_bulk_bytes",
+            Limit::MaxArgs => "max_args",
+            Limit::MaxInlineBytes => "max_inline_bytes",
+            Limit::MaxKeyBytes => "max_key_bytes",
+            Limit::Ttl => "ttl",
+            Limit::MaxWait => "max_wait",
+        }
+    }
+}
+
 /// Kinds of master errors, the `kind` label.
 pub const MASTER_ERROR_KINDS: &[&str] = &[
     "timeout",
@@ -144,6 +195,8 @@ pub struct Metrics {
     pub client_rejected: IntCounter,
     commands: IntCounterVec,
     pub protocol_errors: IntCounter,
+    /// Indexed like [`Limit::ALL`].
+    limit_hits: Vec<IntCounter>,
     pub uptime_start: Gauge,
 }
 
@@ -332,6 +385,22 @@ impl Metrics {
             )
             .expect("valid"),
         );
+        let limit_hits_vec = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_limit_hits_total",
+                    "Requests refused and connections closed at a configured limit, by limit",
+                ),
+                &["limit"],
+            )
+            .expect("valid"),
+        );
+        // Resolved up front so every label shows (at 0) before its first hit.
+        let limit_hits = Limit::ALL
+            .iter()
+            .map(|l| limit_hits_vec.with_label_values(&[l.as_str()]))
+            .collect();
         let uptime_start = reg(
             r,
             Gauge::new(
@@ -380,6 +449,7 @@ impl Metrics {
             client_rejected,
             commands,
             protocol_errors,
+            limit_hits,
             uptime_start,
         }
     }
@@ -389,6 +459,20 @@ impl Metrics {
         let oi = op as usize;
         self.lock_ops_table[oi][outcome as usize].inc();
         self.lock_duration_table[oi].observe(seconds);
+    }
+
+    /// Counts one hit of `limit`.
+    pub fn limit_hit(&self, limit: Limit) {
+        if let Some(c) = self.limit_hits.get(limit as usize) {
+            c.inc();
+        }
+    }
+
+    /// The hits of `limit` so far (tests and INFO).
+    pub fn limit_hits(&self, limit: Limit) -> u64 {
+        self.limit_hits
+            .get(limit as usize)
+            .map_or(0, IntCounter::get)
     }
 
     /// Resolves the per-master handles; call once per master at start.
@@ -445,5 +529,17 @@ mod tests {
             .unwrap_or_default();
         assert!(text.contains("lockgate_lock_operations_total"));
         assert!(text.contains("lockgate_master_votes_total"));
+        for l in Limit::ALL {
+            assert!(
+                text.contains(&format!(
+                    "lockgate_limit_hits_total{{limit=\"{}\"}} 0",
+                    l.as_str()
+                )),
+                "{l:?} is missing"
+            );
+        }
+        m.limit_hit(Limit::MaxWait);
+        assert_eq!(m.limit_hits(Limit::MaxWait), 1);
+        assert_eq!(m.limit_hits(Limit::Ttl), 0);
     }
 }

@@ -20,7 +20,7 @@ fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
 
 fn err_text(input: &[u8]) -> String {
     match parse_all(input) {
-        Err(ProtocolError::Invalid(m)) => m,
+        Err(ProtocolError::Invalid(m)) | Err(ProtocolError::Limit { msg: m, .. }) => m,
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }

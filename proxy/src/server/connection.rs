@@ -8,6 +8,10 @@
 //! concurrently: the later one waits for the earlier, which keeps the
 //! pipelined result equal to what one Redis would have produced.
 //!
+//! Replies are written while reading goes on, as Redis does; the limits
+//! that keep that bounded in memory and time (output buffer, write stall,
+//! partial-frame and idle deadlines) live in [`super::limits`].
+//!
 //! Connection-state commands (HELLO, AUTH, SELECT, CLIENT SETNAME) apply at
 //! parse time, in order, and each reply is encoded in the protocol that was
 //! in force when its request was read.
@@ -16,7 +20,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt, Shared as SharedFut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,8 +31,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
 use super::exec::{self, Response};
+use super::limits::{output_over_limit, Expired, Watch};
 use super::{local, Shared};
 use crate::command::{self, Local, Request};
+use crate::metrics::Limit;
 use crate::resp::{parse_request, Protocol, Reply};
 
 /// What `CLIENT LIST` and `CLIENT INFO` show of a connection.
@@ -103,10 +109,14 @@ async fn serve(
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = sock.into_split();
     let limits = shared.config.limits.clone();
+    let mut watch = Watch::new(&limits, Instant::now());
     // Small to start: most connections are idle most of the time (a pool
     // of 10,000 idle clients should cost little), and both buffers grow on
     // demand; the read side reserves READ_CHUNK before each read.
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // Replies not yet written. Reading goes on while they wait, as in
+    // Redis, so this is bounded by limits.max_output_buffer_bytes instead
+    // of by blocking: a client that never reads is disconnected.
     let mut wbuf = BytesMut::new();
     let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
         FuturesOrdered::new();
@@ -124,28 +134,39 @@ async fn serve(
     let mut quit_after_flush = false;
 
     loop {
+        let mut parsed_any = false;
+        let mut waiting = false;
         while !closing && inflight.len() < limits.max_pipeline {
             match parse_request(&mut rbuf, &limits) {
                 Ok(Some(args)) => {
+                    parsed_any = true;
                     let (fut, close) = dispatch(shared, &mut state, &mut chains, args);
                     inflight.push_back(fut);
                     if close {
                         closing = true;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    waiting = !rbuf.is_empty();
+                    break;
+                }
                 Err(e) => {
                     shared.metrics.protocol_errors.inc();
-                    let reply = Reply::error(format!("ERR {e}"));
-                    let proto = state.proto;
-                    inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
+                    if let Some(l) = e.limit() {
+                        shared.metrics.limit_hit(l);
+                    }
+                    protocol_error(&mut inflight, format!("ERR {e}"), state.proto);
                     closing = true;
                 }
             }
         }
-        if closing && inflight.is_empty() {
+        watch.after_parse(parsed_any, waiting && !closing, Instant::now());
+        if (quit_after_flush || (closing && inflight.is_empty())) && wbuf.is_empty() {
             break;
         }
+        let busy = !inflight.is_empty() || !wbuf.is_empty();
+        let deadline = watch.next_deadline(busy);
+        let can_read = !closing && !quit_after_flush && inflight.len() < limits.max_pipeline;
         tokio::select! {
             biased;
             Some((resp, proto)) = inflight.next(), if !inflight.is_empty() => {
@@ -154,27 +175,80 @@ async fn serve(
                 while let Some(Some((resp, proto))) = inflight.next().now_or_never() {
                     quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
                 }
-                wr.write_all(&wbuf).await?;
-                wbuf.clear();
-                if quit_after_flush {
-                    break;
+                if output_over_limit(wbuf.len(), &limits) {
+                    shared.metrics.limit_hit(Limit::MaxOutputBuffer);
+                    debug!(pending = wbuf.len(), "output buffer limit reached; disconnecting");
+                    return Ok(());
                 }
+                watch.on_output(!wbuf.is_empty(), 0, Instant::now());
                 if inflight.is_empty() && chains.len() > 64 {
                     chains.clear();
                 }
             }
-            r = read_some(&mut rd, &mut rbuf), if !closing && inflight.len() < limits.max_pipeline => {
+            n = wr.write(&wbuf), if !wbuf.is_empty() => {
+                let n = n?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                wbuf.advance(n);
+                watch.on_output(!wbuf.is_empty(), n, Instant::now());
+            }
+            r = read_some(&mut rd, &mut rbuf), if can_read => {
                 if r? == 0 {
                     closing = true;
+                } else {
+                    watch.on_read(Instant::now());
                 }
             }
             _ = shutdown.cancelled(), if !closing => {
                 closing = true;
             }
+            () = sleep_until_some(deadline) => {
+                let Some((_, why)) = deadline else { continue };
+                shared.metrics.limit_hit(why.limit());
+                match why {
+                    Expired::PartialFrame => {
+                        debug!("partial request deadline passed; closing");
+                        let ms = limits.partial_frame_timeout.unwrap_or_default().as_millis();
+                        protocol_error(
+                            &mut inflight,
+                            format!(
+                                "ERR Protocol error: request not completed within {ms} ms \
+                                 (limits.partial_frame_timeout_ms)"
+                            ),
+                            state.proto,
+                        );
+                        rbuf.clear();
+                        closing = true;
+                    }
+                    Expired::Idle | Expired::WriteStall => {
+                        debug!(?why, "connection limit reached; disconnecting");
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
     let _ = wr.shutdown().await;
     Ok(())
+}
+
+/// Queues a protocol-level error reply behind the replies already owed.
+fn protocol_error(
+    inflight: &mut FuturesOrdered<BoxFuture<'static, (Response, Protocol)>>,
+    msg: String,
+    proto: Protocol,
+) {
+    let reply = Reply::error(msg);
+    inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
+}
+
+/// Sleeps until the deadline, or forever without one.
+async fn sleep_until_some(deadline: Option<(Instant, Expired)>) {
+    match deadline {
+        Some((t, _)) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The least room offered to one read.

@@ -5,10 +5,13 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
+//! - [`limits`]: per-connection deadlines, the output cap, and the
+//!   file-descriptor cap on `max_clients`.
 
 mod compat;
 pub mod connection;
 pub mod exec;
+pub mod limits;
 pub mod local;
 
 use std::net::SocketAddr;
@@ -29,7 +32,7 @@ use crate::admin::{self, Readiness};
 use crate::config::Config;
 use crate::lock::{recovery, Engine};
 use crate::master::Master;
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::scripts::ScriptSet;
 
 pub use connection::ClientEntry;
@@ -86,6 +89,8 @@ pub struct Shared {
     pub clients: DashMap<u64, Arc<ClientEntry>>,
     pub started: Instant,
     pub local_addr: SocketAddr,
+    /// `limits.max_clients` capped by the open-files limit (INFO shows it).
+    pub max_clients: usize,
     next_id: AtomicU64,
     pub commands_processed: AtomicU64,
     command_counters: Vec<(&'static str, IntCounter)>,
@@ -228,6 +233,21 @@ impl Gateway {
             ));
         }
 
+        let (max_clients, capped) = match limits::nofile_limit() {
+            Some(n) => {
+                limits::effective_max_clients(config.limits.max_clients, n, config.masters.len())
+            }
+            None => (config.limits.max_clients, false),
+        };
+        if capped {
+            warn!(
+                configured = config.limits.max_clients,
+                effective = max_clients,
+                nofile = limits::nofile_limit().unwrap_or(0),
+                "limits.max_clients is above what the open-files limit (ulimit -n) allows; \
+                 capped"
+            );
+        }
         let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
         let shared = Arc::new(Shared {
             config: Arc::new(config),
@@ -237,6 +257,7 @@ impl Gateway {
             clients: DashMap::new(),
             started: Instant::now(),
             local_addr,
+            max_clients,
             next_id: AtomicU64::new(1),
             commands_processed: AtomicU64::new(0),
             command_counters,
@@ -332,7 +353,7 @@ async fn accept_loop(
     stop_connections: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let max_clients = shared.config.limits.max_clients;
+    let max_clients = shared.max_clients;
     loop {
         let accepted = tokio::select! {
             _ = stop_accepting.cancelled() => return,
@@ -341,8 +362,12 @@ async fn accept_loop(
         match accepted {
             Ok((mut sock, peer)) => {
                 shared.metrics.client_connections_total.inc();
-                if shared.clients.len() >= max_clients {
+                // The tracker counts a connection from the moment it is
+                // spawned; `clients` only once its task has run, which lets
+                // a burst of connects overshoot.
+                if tracker.len() >= max_clients {
                     shared.metrics.client_rejected.inc();
+                    shared.metrics.limit_hit(Limit::MaxClients);
                     // Redis's own words, so clients recognise the condition.
                     let _ = sock
                         .write_all(b"-ERR max number of clients reached\r\n")
