@@ -15,6 +15,7 @@
 //! - [`compat`]: recognising what existing lock client libraries send.
 //! - [`server`]: accept loop, per-connection task, graceful shutdown.
 //! - [`admin`]: HTTP for metrics and health.
+//! - [`fuzz`]: the entry points of the fuzz targets and their corpus test.
 //! - [`metrics`], [`config`], [`error`], [`dev`].
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod fence;
+pub mod fuzz;
 pub mod lock;
 pub mod master;
 pub mod metrics;
