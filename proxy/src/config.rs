@@ -758,6 +758,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_spells_out_every_limit_at_its_default() {
+        let c = Config::from_toml_str(FULL).expect("parses");
+        assert_eq!(c.limits, Limits::default());
+        for key in [
+            "idle_timeout_ms",
+            "partial_frame_timeout_ms",
+            "max_output_buffer_bytes",
+            "write_timeout_ms",
+        ] {
+            assert!(
+                FULL.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "{key} is not in the example file"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let e = Config::from_toml_str("listen = \"127.0.0.1:1\"\nlisten_port = 5\n");
         assert!(matches!(e, Err(ConfigError::Parse(m)) if m.contains("listen_port")));
