@@ -433,6 +433,37 @@ async fn a_half_frame_that_stalls_gets_an_error_and_a_close_at_the_deadline() {
     assert_unaffected(gw.local_addr(), &mut by).await;
 }
 
+#[tokio::test]
+async fn a_request_dripped_byte_by_byte_is_cut_off_from_its_first_byte() {
+    let (_c, gw, mut by) = setup(|c| {
+        c.limits.partial_frame_timeout = Some(Duration::from_millis(500));
+    })
+    .await;
+    let mut s = TcpStream::connect(gw.local_addr()).await.expect("connect");
+    let req = multibulk(&[b"ECHO", &[b'x'; 1000]]);
+    // One byte per 20 ms keeps bytes arriving well inside the deadline,
+    // but the whole request would take 20 s: slowloris.
+    let mut sent = 0;
+    for b in &req {
+        if s.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        sent += 1;
+        if gw.metrics().limit_hits(Limit::PartialFrameTimeout) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sent < req.len(), "the whole request got through");
+    let out = read_until_closed(&mut s).await;
+    assert_eq!(
+        text(&out),
+        "-ERR Protocol error: request not completed within 500 ms \
+         (limits.partial_frame_timeout_ms)\r\n"
+    );
+    assert_unaffected(gw.local_addr(), &mut by).await;
+}
+
 /// Pipelines `count` ECHOs of `size` bytes and never reads a reply; stops
 /// early when a write fails (the gateway dropped the connection).
 async fn never_read(addr: SocketAddr, count: usize, size: usize) -> TcpStream {
