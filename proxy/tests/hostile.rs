@@ -470,11 +470,14 @@ async fn never_read(addr: SocketAddr, count: usize, size: usize) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let payload = vec![b'x'; size];
     let req = multibulk(&[b"ECHO", &payload]);
+    let mut sent = 0;
     for _ in 0..count {
         if s.write_all(&req).await.is_err() {
             break;
         }
+        sent += 1;
     }
+    eprintln!("never-reading client: {sent} of {count} ECHOs of {size} bytes written");
     s
 }
 
@@ -502,7 +505,11 @@ async fn a_client_that_never_reads_is_cut_off_at_the_output_buffer_limit() {
         .expect("the attacker's writes end once it is disconnected")
         .expect("join");
     // What it finally reads is some replies, then the close.
-    let _ = read_until_closed(&mut s).await;
+    let got = read_until_closed(&mut s).await;
+    eprintln!(
+        "after the cut it read {} bytes of replies, then the close",
+        got.len()
+    );
     assert_eq!(m.limit_hits(Limit::MaxOutputBuffer), 1);
 }
 
@@ -525,7 +532,11 @@ async fn a_client_that_stops_reading_is_cut_off_at_the_write_timeout() {
     );
     assert_eq!(m.limit_hits(Limit::MaxOutputBuffer), 0);
     let mut s = s;
-    let _ = read_until_closed(&mut s).await;
+    let got = read_until_closed(&mut s).await;
+    eprintln!(
+        "after the cut it read {} bytes of replies, then the close",
+        got.len()
+    );
     assert_unaffected(addr, &mut by).await;
 }
 
