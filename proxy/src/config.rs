@@ -87,6 +87,18 @@ pub struct Limits {
     pub max_pipeline: usize,
     /// Longest lock key, in bytes.
     pub max_key_bytes: usize,
+    /// A connection with nothing in flight, nothing buffered and no byte
+    /// received for this long is closed; `None` (0 in the file) never.
+    pub idle_timeout: Option<Duration>,
+    /// Once the first byte of a request has arrived, the whole request must
+    /// arrive within this (slowloris); `None` (0 in the file) never.
+    pub partial_frame_timeout: Option<Duration>,
+    /// Most reply bytes one connection may have waiting to be written; a
+    /// client past it (one that does not read) is disconnected.
+    pub max_output_buffer_bytes: usize,
+    /// Longest a write to a client may make no progress while replies are
+    /// waiting; `None` (0 in the file) never.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -100,6 +112,16 @@ impl Default for Limits {
             max_clients: 10_000,
             max_pipeline: 1024,
             max_key_bytes: 64 * 1024,
+            // Off, as in Redis (`timeout 0`): pooled lock clients sit idle
+            // between operations and several libraries do not reconnect when
+            // the server closes; max_clients bounds what idle clients cost,
+            // and the partial-frame deadline covers stalled requests.
+            idle_timeout: None,
+            partial_frame_timeout: Some(Duration::from_secs(10)),
+            // Lock replies are tens of bytes: 16 MiB is thousands of
+            // pipelined replies, yet bounds a client that never reads.
+            max_output_buffer_bytes: 16 * 1024 * 1024,
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -348,6 +370,10 @@ struct RawLimits {
     max_clients: Option<usize>,
     max_pipeline: Option<usize>,
     max_key_bytes: Option<usize>,
+    idle_timeout_ms: Option<u64>,
+    partial_frame_timeout_ms: Option<u64>,
+    max_output_buffer_bytes: Option<usize>,
+    write_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,6 +416,11 @@ struct RawConfig {
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
+}
+
+/// A timeout key where 0 turns the timeout off.
+fn ms_or_off(v: u64) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v))
 }
 
 /// Reads an environment override, parsed, naming the variable on error.
@@ -874,6 +905,29 @@ impl Config {
             lim.max_key_bytes,
             "LOCKGATE_LIMITS_MAX_KEY_BYTES"
         );
+        set!(
+            c.limits.idle_timeout,
+            lim.idle_timeout_ms,
+            "LOCKGATE_LIMITS_IDLE_TIMEOUT_MS",
+            ms_or_off
+        );
+        set!(
+            c.limits.partial_frame_timeout,
+            lim.partial_frame_timeout_ms,
+            "LOCKGATE_LIMITS_PARTIAL_FRAME_TIMEOUT_MS",
+            ms_or_off
+        );
+        set!(
+            c.limits.max_output_buffer_bytes,
+            lim.max_output_buffer_bytes,
+            "LOCKGATE_LIMITS_MAX_OUTPUT_BUFFER_BYTES"
+        );
+        set!(
+            c.limits.write_timeout,
+            lim.write_timeout_ms,
+            "LOCKGATE_LIMITS_WRITE_TIMEOUT_MS",
+            ms_or_off
+        );
         Ok(c)
     }
 
@@ -1011,6 +1065,10 @@ impl Config {
             ("limits.max_clients", lim.max_clients),
             ("limits.max_pipeline", lim.max_pipeline),
             ("limits.max_key_bytes", lim.max_key_bytes),
+            (
+                "limits.max_output_buffer_bytes",
+                lim.max_output_buffer_bytes,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -1122,6 +1180,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_spells_out_every_limit_at_its_default() {
+        let c = Config::from_toml_str(FULL).expect("parses");
+        assert_eq!(c.limits, Limits::default());
+        for key in [
+            "idle_timeout_ms",
+            "partial_frame_timeout_ms",
+            "max_output_buffer_bytes",
+            "write_timeout_ms",
+        ] {
+            assert!(
+                FULL.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "{key} is not in the example file"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let e = Config::from_toml_str("listen = \"127.0.0.1:1\"\nlisten_port = 5\n");
         assert!(matches!(e, Err(ConfigError::Parse(m)) if m.contains("listen_port")));
@@ -1164,6 +1239,25 @@ mod tests {
         assert_eq!(
             bad_key("[[masters]]\naddress = \"nohost\"\n"),
             "masters[1].address"
+        );
+    }
+
+    #[test]
+    fn limit_timeouts_of_zero_mean_off() {
+        let c = with(
+            "[limits]\nidle_timeout_ms = 0\npartial_frame_timeout_ms = 0\nwrite_timeout_ms = 0\n",
+        )
+        .expect("valid");
+        assert_eq!(c.limits.idle_timeout, None);
+        assert_eq!(c.limits.partial_frame_timeout, None);
+        assert_eq!(c.limits.write_timeout, None);
+        let c = with("[limits]\nidle_timeout_ms = 300000\nmax_output_buffer_bytes = 4096\n")
+            .expect("valid");
+        assert_eq!(c.limits.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.limits.max_output_buffer_bytes, 4096);
+        assert_eq!(
+            bad_key("[limits]\nmax_output_buffer_bytes = 0\n"),
+            "limits.max_output_buffer_bytes"
         );
     }
 

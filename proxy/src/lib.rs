@@ -16,6 +16,7 @@
 //! - [`server`]: accept loop, per-connection task, graceful shutdown.
 //! - [`acl`]: client authentication, command families and key patterns.
 //! - [`admin`]: HTTP for metrics, health and live reload.
+//! - [`fuzz`]: the entry points of the fuzz targets and their corpus test.
 //! - [`tls`]: PEM files and the rustls configurations of the TLS listener
 //!   and of links towards masters.
 //! - [`metrics`], [`config`], [`error`], [`dev`].
@@ -28,6 +29,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod fence;
+pub mod fuzz;
 pub mod lock;
 pub mod master;
 pub mod metrics;

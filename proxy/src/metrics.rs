@@ -123,6 +123,56 @@ impl Outcome {
 /// Outcomes of a keepalive renewal, the `outcome` label of
 /// `lockgate_keepalive_renewals_total`.
 pub const KEEPALIVE_OUTCOMES: &[&str] = &["renewed", "not_held", "no_quorum"];
+/// Limits a client can hit, the `limit` label of
+/// `lockgate_limit_hits_total`: a fixed set, named after the config keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxClients,
+    IdleTimeout,
+    PartialFrameTimeout,
+    MaxOutputBuffer,
+    WriteTimeout,
+    MaxFrameBytes,
+    MaxBulkBytes,
+    MaxArgs,
+    MaxInlineBytes,
+    MaxKeyBytes,
+    Ttl,
+    MaxWait,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 12] = [
+        Limit::MaxClients,
+        Limit::IdleTimeout,
+        Limit::PartialFrameTimeout,
+        Limit::MaxOutputBuffer,
+        Limit::WriteTimeout,
+        Limit::MaxFrameBytes,
+        Limit::MaxBulkBytes,
+        Limit::MaxArgs,
+        Limit::MaxInlineBytes,
+        Limit::MaxKeyBytes,
+        Limit::Ttl,
+        Limit::MaxWait,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::MaxClients => "max_clients",
+            Limit::IdleTimeout => "idle_timeout",
+            Limit::PartialFrameTimeout => "partial_frame_timeout",
+            Limit::MaxOutputBuffer => "max_output_buffer",
+            Limit::WriteTimeout => "write_timeout",
+            Limit::MaxFrameBytes => "max_frame_bytes",
+            Limit::MaxBulkBytes => "max_bulk_bytes",
+            Limit::MaxArgs => "max_args",
+            Limit::MaxInlineBytes => "max_inline_bytes",
+            Limit::MaxKeyBytes => "max_key_bytes",
+            Limit::Ttl => "ttl",
+            Limit::MaxWait => "max_wait",
+        }
+    }
+}
 
 /// Kinds of master errors, the `kind` label.
 pub const MASTER_ERROR_KINDS: &[&str] = &[
@@ -220,6 +270,8 @@ pub struct Metrics {
     pub acl_denied: IntCounterVec,
     /// Configuration reloads by result (ok, error).
     pub config_reloads: IntCounterVec,
+    /// Indexed like [`Limit::ALL`].
+    limit_hits: Vec<IntCounter>,
     pub uptime_start: Gauge,
     keepalive_renewals: IntCounterVec,
     /// Keepalive locks given up because renewal found no quorum in time.
@@ -490,6 +542,22 @@ impl Metrics {
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
         }
+        let limit_hits_vec = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "lockgate_limit_hits_total",
+                    "Requests refused and connections closed at a configured limit, by limit",
+                ),
+                &["limit"],
+            )
+            .expect("valid"),
+        );
+        // Resolved up front so every label shows (at 0) before its first hit.
+        let limit_hits = Limit::ALL
+            .iter()
+            .map(|l| limit_hits_vec.with_label_values(&[l.as_str()]))
+            .collect();
         let uptime_start = reg(
             r,
             Gauge::new(
@@ -573,6 +641,7 @@ impl Metrics {
             auth_failures,
             acl_denied,
             config_reloads,
+            limit_hits,
             uptime_start,
             keepalive_renewals,
             keepalive_lost,
@@ -596,6 +665,20 @@ impl Metrics {
     /// Keepalive renewal attempts so far with `outcome` (tests, INFO).
     pub fn keepalive_renewal_count(&self, outcome: &str) -> u64 {
         self.keepalive_renewals.with_label_values(&[outcome]).get()
+    }
+
+    /// Counts one hit of `limit`.
+    pub fn limit_hit(&self, limit: Limit) {
+        if let Some(c) = self.limit_hits.get(limit as usize) {
+            c.inc();
+        }
+    }
+
+    /// The hits of `limit` so far (tests and INFO).
+    pub fn limit_hits(&self, limit: Limit) -> u64 {
+        self.limit_hits
+            .get(limit as usize)
+            .map_or(0, IntCounter::get)
     }
 
     /// Resolves the per-master handles; call once per master at start.
@@ -656,5 +739,17 @@ mod tests {
             .unwrap_or_default();
         assert!(text.contains("lockgate_lock_operations_total"));
         assert!(text.contains("lockgate_master_votes_total"));
+        for l in Limit::ALL {
+            assert!(
+                text.contains(&format!(
+                    "lockgate_limit_hits_total{{limit=\"{}\"}} 0",
+                    l.as_str()
+                )),
+                "{l:?} is missing"
+            );
+        }
+        m.limit_hit(Limit::MaxWait);
+        assert_eq!(m.limit_hits(Limit::MaxWait), 1);
+        assert_eq!(m.limit_hits(Limit::Ttl), 0);
     }
 }

@@ -34,6 +34,18 @@ pub enum DropIn {
 }
 
 impl DropIn {
+    /// The command's name as Redis writes it in errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DropIn::SetNx { .. } => "set",
+            DropIn::Get(_) => "get",
+            DropIn::Exists(_) => "exists",
+            DropIn::Pttl(_) => "pttl",
+            DropIn::Ttl(_) => "ttl",
+            DropIn::Blpop { .. } => "blpop",
+        }
+    }
+
     /// The keys the command touches, for per-connection ordering.
     pub fn keys(&self) -> Vec<Bytes> {
         match self {

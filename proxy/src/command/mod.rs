@@ -237,6 +237,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_names_and_arguments_never_panic(
+            args in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..24), 1..10),
+        ) {
+            let v: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            let _ = parse(&v);
+        }
+    }
+
+    #[test]
+    fn hostile_integers_are_errors_never_wraps() {
+        for ttl in [
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "0",
+            "-1",
+        ] {
+            let r = parse(&args(&["SET", "k", "v", "NX", "PX", ttl]));
+            // i64::MAX parses; the server's TTL bound then refuses it.
+            match r {
+                Ok(Request::DropIn(DropIn::SetNx { ttl: Some(t), .. })) => {
+                    assert_eq!(t, std::time::Duration::from_millis(i64::MAX.unsigned_abs()));
+                }
+                Err(Reply::Error(_)) => {}
+                other => panic!("{ttl}: {other:?}"),
+            }
+        }
+        // EX seconds that overflow when multiplied by 1000 saturate, and
+        // are then refused by the TTL bound instead of wrapping to a short TTL.
+        let r = parse(&args(&["SET", "k", "v", "NX", "EX", "9223372036854775807"]));
+        let Ok(Request::DropIn(DropIn::SetNx { ttl: Some(t), .. })) = r else {
+            panic!("{r:?}");
+        };
+        assert!(t >= std::time::Duration::from_secs(9_223_372_036_854_775));
+    }
+
     #[test]
     fn integers_are_parsed_strictly() {
         assert_eq!(parse_i64(b"10"), Some(10));

@@ -116,13 +116,20 @@ impl ReplyScanner {
             };
             let search_from = self.line_from.max(pos + 1);
             let Some(eol) = find_crlf(buf, search_from) else {
-                if buf.len() - pos > MAX_LINE_BYTES {
+                // `+ 1`: a line of exactly the limit may have its CR here
+                // and its LF still in flight.
+                if buf.len() - pos > MAX_LINE_BYTES + 1 {
                     return Err(WireError::new("header line too long"));
                 }
                 // Resume one byte back: the CR may be the last byte read.
                 self.line_from = buf.len().saturating_sub(1).max(pos + 1);
                 return Ok(None);
             };
+            // Checked on complete lines too, so the verdict does not depend
+            // on how the bytes were split into reads.
+            if eol - pos > MAX_LINE_BYTES {
+                return Err(WireError::new("header line too long"));
+            }
             let header = &buf[pos + 1..eol];
             let next = eol + 2;
             match tag {
@@ -410,6 +417,37 @@ mod tests {
     }
 
     #[test]
+    fn nesting_ten_thousand_deep_is_an_error_not_a_stack_overflow() {
+        let deep = b"*1\r\n".repeat(10_000);
+        let whole = crate::fuzz::replies_in_chunks(&deep, deep.len(), 8);
+        assert!(whole.replies.is_empty());
+        assert!(whole.error.is_some_and(|e| e.to_string().contains("nest")));
+        // Byte by byte, the verdict comes as soon as the limit is passed.
+        let split = crate::fuzz::replies_in_chunks(&deep, 1, 8);
+        assert!(split.error.is_some());
+        // And at the deepest the configuration allows.
+        let mut d = decoder(crate::config::Limits::default().max_nesting);
+        let mut b = BytesMut::from(&deep[..]);
+        assert!(d.decode(&mut b).is_err());
+    }
+
+    #[test]
+    fn a_long_header_line_gets_the_same_verdict_whole_and_split() {
+        for len in [MAX_LINE_BYTES - 1, MAX_LINE_BYTES, MAX_LINE_BYTES + 1] {
+            let mut line = vec![b'+'];
+            line.resize(len, b'a');
+            line.extend_from_slice(b"\r\n");
+            let whole = crate::fuzz::replies_in_chunks(&line, line.len(), 8);
+            for chunk in [1, 7, 4096] {
+                let split = crate::fuzz::replies_in_chunks(&line, chunk, 8);
+                assert_eq!(split.replies, whole.replies, "len {len}, chunk {chunk}");
+                assert_eq!(split.error.is_some(), whole.error.is_some(), "len {len}");
+            }
+            assert_eq!(whole.error.is_some(), len > MAX_LINE_BYTES, "len {len}");
+        }
+    }
+
+    #[test]
     fn partial_replies_wait_for_more_bytes() {
         assert_eq!(scan_all(b"*2\r\n:1\r\n", 4), Ok(None));
         assert_eq!(scan_all(b"$5\r\nhel", 4), Ok(None));
@@ -487,6 +525,31 @@ mod tests {
                     _ => break,
                 }
             }
+        }
+
+        #[test]
+        fn arbitrary_master_bytes_decode_the_same_in_any_chunks(
+            input in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            // Panics (the property) are inside: no panic, and one piece and
+            // chunks agree on every reply and on the final verdict.
+            crate::fuzz::master_reply(&input);
+        }
+
+        #[test]
+        fn resp_shaped_master_bytes_decode_the_same_in_any_chunks(
+            tokens in proptest::collection::vec(proptest::sample::select(vec![
+                "*1\r\n", "*2\r\n", "*-1\r\n", "*0\r\n", "$3\r\nabc\r\n", "$-1\r\n",
+                "$2\r\n", ":7\r\n", ":-9223372036854775808\r\n", "+OK\r\n", "-ERR x\r\n",
+                "\r\n", "\r", "\n", "x", "*99999999999\r\n", "$-2\r\n",
+            ]), 0..64),
+            chunk in 1usize..32,
+        ) {
+            let input: Vec<u8> = tokens.concat().into_bytes();
+            let whole = crate::fuzz::replies_in_chunks(&input, input.len(), 8);
+            let split = crate::fuzz::replies_in_chunks(&input, chunk, 8);
+            prop_assert_eq!(&whole.replies, &split.replies);
+            prop_assert_eq!(whole.error.is_some(), split.error.is_some());
         }
 
         #[test]

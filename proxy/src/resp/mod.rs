@@ -13,6 +13,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use crate::config::Limits;
+use crate::metrics::Limit;
 
 /// The protocol a connection speaks, switched by `HELLO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,6 +30,20 @@ pub enum ProtocolError {
     /// The full message after `ERR `, e.g. `Protocol error: invalid bulk length`.
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed so far, but past a configured limit; the message is as
+    /// for [`ProtocolError::Invalid`], and `limit` feeds the metric.
+    #[error("{msg}")]
+    Limit { limit: Limit, msg: String },
+}
+
+impl ProtocolError {
+    /// The configured limit this error enforces, if any.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            ProtocolError::Invalid(_) => None,
+            ProtocolError::Limit { limit, .. } => Some(*limit),
+        }
+    }
 }
 
 pub use request::parse_request;

@@ -17,9 +17,18 @@ use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::{Limits, ProtocolError};
+use crate::metrics::Limit;
 
 fn err(msg: &str) -> ProtocolError {
     ProtocolError::Invalid(format!("Protocol error: {msg}"))
+}
+
+/// A well-formed request past `limit`; same wording as Redis's own limits.
+fn over(limit: Limit, msg: &str) -> ProtocolError {
+    ProtocolError::Limit {
+        limit,
+        msg: format!("Protocol error: {msg}"),
+    }
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -81,7 +90,7 @@ enum Parsed {
 fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
     let Some(eol) = find_crlf(buf, 1) else {
         if buf.len() > limits.max_inline_bytes {
-            return Err(err("too big mbulk count string"));
+            return Err(over(Limit::MaxInlineBytes, "too big mbulk count string"));
         }
         return Ok(Parsed::Incomplete);
     };
@@ -92,7 +101,7 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
     }
     let count = usize::try_from(count).map_err(|_| err("invalid multibulk length"))?;
     if count > limits.max_args {
-        return Err(err("invalid multibulk length"));
+        return Err(over(Limit::MaxArgs, "invalid multibulk length"));
     }
     let mut pos = eol + 2;
     for _ in 0..count {
@@ -109,20 +118,25 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
         }
         let Some(eol) = find_crlf(buf, pos + 1) else {
             if buf.len() - pos > limits.max_inline_bytes {
-                return Err(err("too big bulk count string"));
+                return Err(over(Limit::MaxInlineBytes, "too big bulk count string"));
             }
             return Ok(Parsed::Incomplete);
         };
         let len = parse_len(&buf[pos + 1..eol])
             .and_then(|l| usize::try_from(l).ok())
-            .filter(|&l| l <= limits.max_bulk_bytes)
             .ok_or_else(|| err("invalid bulk length"))?;
+        if len > limits.max_bulk_bytes {
+            return Err(over(Limit::MaxBulkBytes, "invalid bulk length"));
+        }
         let start = eol + 2;
         let end = start
             .checked_add(len)
             .ok_or_else(|| err("invalid bulk length"))?;
-        if end + 2 > limits.max_frame_bytes {
-            return Err(err("request exceeds the maximum frame size"));
+        if end.saturating_add(2) > limits.max_frame_bytes {
+            return Err(over(
+                Limit::MaxFrameBytes,
+                "request exceeds the maximum frame size",
+            ));
         }
         if buf.len() < end + 2 {
             return Ok(Parsed::Incomplete);
@@ -149,12 +163,12 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_inline_bytes {
-            return Err(err("too big inline request"));
+            return Err(over(Limit::MaxInlineBytes, "too big inline request"));
         }
         return Ok(Parsed::Incomplete);
     };
     if nl > limits.max_inline_bytes {
-        return Err(err("too big inline request"));
+        return Err(over(Limit::MaxInlineBytes, "too big inline request"));
     }
     let line = buf.split_to(nl + 1);
     let mut text = &line[..nl];
@@ -166,7 +180,7 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolE
         return Ok(Parsed::Skipped);
     }
     if args.len() > limits.max_args {
-        return Err(err("invalid multibulk length"));
+        return Err(over(Limit::MaxArgs, "invalid multibulk length"));
     }
     Ok(Parsed::Args(args.into_iter().map(Bytes::from).collect()))
 }

@@ -20,7 +20,7 @@ fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
 
 fn err_text(input: &[u8]) -> String {
     match parse_all(input) {
-        Err(ProtocolError::Invalid(m)) => m,
+        Err(ProtocolError::Invalid(m)) | Err(ProtocolError::Limit { msg: m, .. }) => m,
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }
@@ -227,7 +227,110 @@ fn reply_tree() -> impl Strategy<Value = Reply> {
     })
 }
 
+#[test]
+fn nesting_ten_thousand_deep_is_refused_at_the_first_nested_array() {
+    let mut deep = b"*1\r\n".repeat(10_000);
+    deep.extend_from_slice(b"$4\r\nPING\r\n");
+    assert_eq!(err_text(&deep), "Protocol error: expected '$', got '*'");
+    let split = crate::fuzz::requests_in_chunks(&deep, 1, &limits());
+    assert!(split.error && split.requests.is_empty());
+}
+
+#[test]
+fn limit_errors_name_their_limit() {
+    let l = limits();
+    let mut b = BytesMut::from(&b"*99999999\r\n"[..]);
+    let e = parse_request(&mut b, &l).err();
+    assert_eq!(
+        e.and_then(|e| e.limit()),
+        Some(crate::metrics::Limit::MaxArgs)
+    );
+    let mut b = BytesMut::from(&b"*2\r\n$4\r\nECHO\r\n$1073741824\r\n"[..]);
+    let e = parse_request(&mut b, &l).err();
+    assert_eq!(
+        e.and_then(|e| e.limit()),
+        Some(crate::metrics::Limit::MaxBulkBytes)
+    );
+    // A malformed length is not a limit.
+    let mut b = BytesMut::from(&b"*1\r\n$-5\r\n"[..]);
+    let e = parse_request(&mut b, &l).err();
+    assert!(e.is_some_and(|e| e.limit().is_none()));
+}
+
+/// A token alphabet that makes RESP-shaped streams likelier than uniform
+/// bytes do.
+fn resp_tokens() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        proptest::sample::select(vec![
+            "*1\r\n",
+            "*2\r\n",
+            "*3\r\n",
+            "*0\r\n",
+            "*-1\r\n",
+            "$4\r\nPING\r\n",
+            "$3\r\nSET\r\n",
+            "$1\r\nk\r\n",
+            "$2\r\nNX\r\n",
+            "$2\r\nPX\r\n",
+            "$19\r\n9223372036854775807\r\n",
+            "$2\r\n-1\r\n",
+            "$-5\r\n",
+            "$0\r\n\r\n",
+            "$12\r\nLOCK.ACQUIRE\r\n",
+            "$4\r\nWAIT\r\n",
+            "PING\r\n",
+            "\"a b\" 'c'\n",
+            "\r\n",
+            "\r",
+            "\n",
+            "x",
+            "\u{ff}",
+            "$99999999999\r\n",
+        ]),
+        0..48,
+    )
+    .prop_map(|t| t.concat().into_bytes())
+}
+
 proptest! {
+    #[test]
+    fn arbitrary_bytes_decode_the_same_in_any_chunks(
+        input in proptest::collection::vec(any::<u8>(), 0..512),
+        chunk in 1usize..64,
+    ) {
+        // No panic, the buffer never consumed past what was returned (both
+        // asserted inside), and one piece and chunks agree.
+        let whole = crate::fuzz::requests_in_chunks(&input, input.len(), &crate::fuzz::small_limits());
+        let split = crate::fuzz::requests_in_chunks(&input, chunk, &crate::fuzz::small_limits());
+        prop_assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn resp_shaped_bytes_decode_the_same_in_any_chunks(input in resp_tokens(), chunk in 1usize..32) {
+        let whole = crate::fuzz::requests_in_chunks(&input, input.len(), &limits());
+        let split = crate::fuzz::requests_in_chunks(&input, chunk, &limits());
+        prop_assert_eq!(whole, split);
+        crate::fuzz::request(&input);
+    }
+
+    #[test]
+    fn pipelined_valid_requests_survive_any_chunking(
+        reqs in proptest::collection::vec(
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..6),
+            1..6,
+        ),
+        chunk in 1usize..64,
+    ) {
+        let wire: Vec<u8> = reqs.iter().flat_map(|r| encode_request(r)).collect();
+        let got = crate::fuzz::requests_in_chunks(&wire, chunk, &limits());
+        let want: Vec<Vec<Bytes>> = reqs
+            .into_iter()
+            .map(|r| r.into_iter().map(Bytes::from).collect())
+            .collect();
+        prop_assert!(!got.error);
+        prop_assert_eq!(got.requests, want);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_all(&input);

@@ -19,6 +19,7 @@ use super::Shared;
 use crate::command::ScriptCmd;
 use crate::compat::{Action, Catalogue, Code, Entry, LockKeys, TtlUnit, Word};
 use crate::lock::{AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
+use crate::metrics::Limit;
 use crate::resp::Reply;
 use crate::scripts::sha1_hex;
 
@@ -214,8 +215,21 @@ async fn run(
 
 /// `BLPOP signal [signal ...] timeout` on library signal keys: waits until
 /// one of the matching lock keys is free on a quorum, then answers
-/// `[signal, "1"]`; a null array when the timeout passes (`None`: none).
+/// `[signal, "1"]`; a null array when the timeout passes.
+///
+/// The wait is capped at `lock.max_wait_ms` like `LOCK.ACQUIRE ... WAIT`,
+/// including `0` ("forever"). The cap answers the null array of a timed-out
+/// BLPOP rather than an error: lock libraries wait in a loop and simply
+/// wait again, whereas an error would fail a lock call that is still valid.
 pub async fn blpop(shared: &Shared, keys: Vec<Bytes>, timeout: Option<Duration>) -> Response {
+    let max_wait = shared.config().lock.max_wait;
+    let timeout = match timeout {
+        Some(t) if t <= max_wait => t,
+        _ => {
+            shared.metrics.limit_hit(Limit::MaxWait);
+            max_wait
+        }
+    };
     let cat = Catalogue::builtin();
     let mut pairs = Vec::with_capacity(keys.len());
     for k in keys {
@@ -235,7 +249,7 @@ pub async fn blpop(shared: &Shared, keys: Vec<Bytes>, timeout: Option<Duration>)
         }
         pairs.push((k, Bytes::from(lock)));
     }
-    let until = timeout.map(|t| Instant::now() + t);
+    let until = Some(Instant::now() + timeout);
     let waits = pairs.iter().map(|(signal, lock)| {
         let engine = &shared.engine;
         async move { engine.wait_free(lock, until).await.then(|| signal.clone()) }.boxed()

@@ -10,6 +10,9 @@
 //!
 //! The transport is generic (plain TCP or a TLS stream after its handshake):
 //! this module only reads and writes bytes.
+//! Replies are written while reading goes on, as Redis does; the limits
+//! that keep that bounded in memory and time (output buffer, write stall,
+//! partial-frame and idle deadlines) live in [`super::limits`].
 //!
 //! Connection-state commands (HELLO, AUTH, SELECT, CLIENT SETNAME) apply at
 //! parse time, in order, and each reply is encoded in the protocol that was
@@ -19,7 +22,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt, Shared as SharedFut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -29,9 +32,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
 use super::exec::{self, Response};
+use super::limits::{output_over_limit, Expired, Watch};
 use super::{local, Shared};
 use crate::command::{self, Local, Request};
 use crate::lock::keepalive::KeepAlives;
+use crate::metrics::Limit;
 use crate::resp::{parse_request, Protocol, Reply};
 
 /// What `CLIENT LIST` and `CLIENT INFO` show of a connection.
@@ -123,11 +128,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut rd, mut wr) = tokio::io::split(sock);
     let limits = shared.config().limits.clone();
     let preauth = super::auth::preauth_limits(&limits);
+    let mut watch = Watch::new(&limits, Instant::now());
     // Small to start: most connections are idle most of the time (a pool
     // of 10,000 idle clients should cost little), and both buffers grow on
     // demand; the read side reserves READ_CHUNK before each read.
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // Replies not yet written. Reading goes on while they wait, as in
+    // Redis, so this is bounded by limits.max_output_buffer_bytes instead
+    // of by blocking: a client that never reads is disconnected.
     let mut wbuf = BytesMut::new();
+    // Bytes handed to the stream but maybe not yet on the socket: a TLS
+    // stream can hold its last records when the socket pushed back, and
+    // nothing else would write them out. A no-op flush on TCP.
+    let mut unflushed = false;
     let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
         FuturesOrdered::new();
     let mut chains: HashMap<Bytes, Done> = HashMap::new();
@@ -149,29 +162,43 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut quit_after_flush = false;
 
     loop {
+        let mut parsed_any = false;
+        let mut waiting = false;
         while !closing && inflight.len() < limits.max_pipeline {
             let lim = if state.authed { &limits } else { &preauth };
             match parse_request(&mut rbuf, lim) {
                 Ok(Some(args)) => {
+                    parsed_any = true;
                     let (fut, close) = dispatch(shared, &mut state, &mut chains, args);
                     inflight.push_back(fut);
                     if close {
                         closing = true;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    waiting = !rbuf.is_empty();
+                    break;
+                }
                 Err(e) => {
                     shared.metrics.protocol_errors.inc();
-                    let reply = Reply::error(format!("ERR {e}"));
-                    let proto = state.proto;
-                    inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
+                    if let Some(l) = e.limit() {
+                        shared.metrics.limit_hit(l);
+                    }
+                    protocol_error(&mut inflight, format!("ERR {e}"), state.proto);
                     closing = true;
                 }
             }
         }
-        if closing && inflight.is_empty() {
+        watch.after_parse(parsed_any, waiting && !closing, Instant::now());
+        if (quit_after_flush || (closing && inflight.is_empty())) && wbuf.is_empty() && !unflushed {
             break;
         }
+        // A connection that keeps locks alive is never idle: closing it
+        // would release them.
+        let busy =
+            !inflight.is_empty() || !wbuf.is_empty() || unflushed || !state.keepalive.is_empty();
+        let deadline = watch.next_deadline(busy);
+        let can_read = !closing && !quit_after_flush && inflight.len() < limits.max_pipeline;
         tokio::select! {
             biased;
             Some((resp, proto)) = inflight.next(), if !inflight.is_empty() => {
@@ -180,40 +207,107 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 while let Some(Some((resp, proto))) = inflight.next().now_or_never() {
                     quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
                 }
-                wr.write_all(&wbuf).await?;
-                // A no-op on TCP; a TLS stream may still hold the last
-                // records when the socket pushed back, and nothing else
-                // would write them out.
-                wr.flush().await?;
-                wbuf.clear();
-                if quit_after_flush {
-                    break;
+                if output_over_limit(wbuf.len(), &limits) {
+                    shared.metrics.limit_hit(Limit::MaxOutputBuffer);
+                    debug!(pending = wbuf.len(), "output buffer limit reached; disconnecting");
+                    return Ok(());
                 }
+                watch.on_output(!wbuf.is_empty(), 0, Instant::now());
                 if inflight.is_empty() && chains.len() > 64 {
                     chains.clear();
                 }
             }
-            r = read_some(&mut rd, &mut rbuf), if !closing && inflight.len() < limits.max_pipeline => {
+            r = write_or_flush(&mut wr, &wbuf), if !wbuf.is_empty() || unflushed => {
+                let n = r?;
+                if wbuf.is_empty() {
+                    unflushed = false;
+                    watch.on_output(false, 0, Instant::now());
+                } else {
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    wbuf.advance(n);
+                    unflushed = true;
+                    watch.on_output(true, n, Instant::now());
+                }
+            }
+            r = read_some(&mut rd, &mut rbuf), if can_read => {
                 if r? == 0 {
                     closing = true;
+                } else {
+                    watch.on_read(Instant::now());
                 }
             }
             _ = shutdown.cancelled(), if !closing => {
                 closing = true;
             }
             // Out-of-band pushes (a keepalive lock lost) go out between
-            // replies, whole; RESP2 connections learn through LOCK.STATUS.
+            // replies, whole: wbuf only ever holds complete replies. RESP2
+            // connections learn through LOCK.STATUS.
             Some(push) = pushes.recv() => {
                 if state.proto == Protocol::Resp3 {
                     push.encode(state.proto, &mut wbuf);
-                    wr.write_all(&wbuf).await?;
-                    wbuf.clear();
+                    watch.on_output(true, 0, Instant::now());
+                }
+            }
+            () = sleep_until_some(deadline) => {
+                let Some((_, why)) = deadline else { continue };
+                shared.metrics.limit_hit(why.limit());
+                match why {
+                    Expired::PartialFrame => {
+                        debug!("partial request deadline passed; closing");
+                        let ms = limits.partial_frame_timeout.unwrap_or_default().as_millis();
+                        protocol_error(
+                            &mut inflight,
+                            format!(
+                                "ERR Protocol error: request not completed within {ms} ms \
+                                 (limits.partial_frame_timeout_ms)"
+                            ),
+                            state.proto,
+                        );
+                        rbuf.clear();
+                        closing = true;
+                    }
+                    Expired::Idle | Expired::WriteStall => {
+                        debug!(?why, "connection limit reached; disconnecting");
+                        return Ok(());
+                    }
                 }
             }
         }
     }
     let _ = wr.shutdown().await;
     Ok(())
+}
+
+/// Writes some of `buf`, or, once it is all written, flushes what the
+/// stream may still hold (TLS records). One future, so the select loop
+/// borrows the writer once.
+async fn write_or_flush<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        wr.flush().await?;
+        Ok(0)
+    } else {
+        wr.write(buf).await
+    }
+}
+
+/// Queues a protocol-level error reply behind the replies already owed.
+fn protocol_error(
+    inflight: &mut FuturesOrdered<BoxFuture<'static, (Response, Protocol)>>,
+    msg: String,
+    proto: Protocol,
+) {
+    let reply = Reply::error(msg);
+    inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
+}
+
+/// Sleeps until the deadline, or forever without one.
+async fn sleep_until_some(deadline: Option<(Instant, Expired)>) {
+    match deadline {
+        Some((t, _)) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The least room offered to one read.

@@ -19,7 +19,7 @@ use crate::lock::keepalive::KeepAlives;
 use crate::lock::{
     no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
 };
-use crate::metrics::{Op, Outcome};
+use crate::metrics::{Limit, Op, Outcome};
 use crate::resp::{Protocol, Reply};
 
 /// How a grant is shown to the client that asked for it.
@@ -187,11 +187,12 @@ pub(crate) fn ms_reply(d: Duration) -> Reply {
     Reply::Int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Checks a TTL against the configured bounds.
+/// Checks a TTL against the configured bounds (counted when refused).
 pub fn check_ttl(shared: &Shared, cmd: &str, ttl: Duration) -> Result<(), Reply> {
     let cfg = shared.config();
     let lc = &cfg.lock;
     if ttl < lc.min_ttl || ttl > lc.max_ttl {
+        shared.metrics.limit_hit(Limit::Ttl);
         return Err(Reply::error(format!(
             "ERR invalid ttl in '{cmd}' command: must be between {} and {} ms",
             lc.min_ttl.as_millis(),
@@ -201,10 +202,11 @@ pub fn check_ttl(shared: &Shared, cmd: &str, ttl: Duration) -> Result<(), Reply>
     Ok(())
 }
 
-/// Checks a key against the configured length limit.
+/// Checks a key against the configured length limit (counted when refused).
 pub fn check_key(shared: &Shared, cmd: &str, key: &[u8]) -> Result<(), Reply> {
     let max = shared.config().limits.max_key_bytes;
     if key.len() > max {
+        shared.metrics.limit_hit(Limit::MaxKeyBytes);
         return Err(Reply::error(format!(
             "ERR invalid key in '{cmd}' command: longer than {max} bytes"
         )));
@@ -245,6 +247,7 @@ pub fn lock(
                 }
                 let max_wait = shared.config().lock.max_wait;
                 if wait.is_some_and(|w| w > max_wait) {
+                    shared.metrics.limit_hit(Limit::MaxWait);
                     let r = Reply::error(format!(
                         "ERR invalid wait in 'lock.acquire' command: at most {} ms",
                         max_wait.as_millis()
@@ -337,6 +340,18 @@ pub fn dropin(
 ) -> BoxFuture<'static, Response> {
     async move {
         let engine = &shared.engine;
+        // Every key a read would send to the masters is bounded like a
+        // lock key; SET checks its own below, after its TTL default.
+        let read_keys = match &cmd {
+            DropIn::Get(k) | DropIn::Pttl(k) | DropIn::Ttl(k) => std::slice::from_ref(k),
+            DropIn::Exists(ks) => ks.as_slice(),
+            DropIn::SetNx { .. } | DropIn::Blpop { .. } => &[],
+        };
+        for k in read_keys {
+            if let Err(r) = check_key(&shared, cmd.name(), k) {
+                return rejected(&shared, Op::Status, r);
+            }
+        }
         match cmd {
             DropIn::SetNx { key, value, ttl } => {
                 let ttl = match ttl {

@@ -338,7 +338,7 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.clients.len(),
-            shared.config().limits.max_clients
+            shared.max_clients()
         );
     }
     if want("persistence") {

@@ -19,12 +19,15 @@
 //! The configuration in force is held in an `ArcSwap` behind
 //! [`Shared::config`]: a reload replaces it whole, and every reader sees
 //! either the old or the new one, never a mix.
+//! - [`limits`]: per-connection deadlines, the output cap, and the
+//!   file-descriptor cap on `max_clients`.
 
 pub mod auth;
 mod compat;
 pub mod connection;
 pub mod exec;
 pub mod kinds;
+pub mod limits;
 pub mod local;
 mod reentrant;
 pub mod reload;
@@ -49,7 +52,7 @@ use crate::admin::{self, Readiness};
 use crate::config::{Config, ConfigError};
 use crate::lock::{recovery, Engine};
 use crate::master::{Master, MasterTlsClient};
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::scripts::ScriptSet;
 
 pub use connection::ClientEntry;
@@ -135,6 +138,9 @@ pub struct Shared {
     pub clients: DashMap<u64, Arc<ClientEntry>>,
     pub started: Instant,
     pub local_addr: SocketAddr,
+    /// The most clients the open-files limit leaves room for; the
+    /// configured `limits.max_clients` (reloadable) is capped by it.
+    fd_room: usize,
     next_id: AtomicU64,
     pub commands_processed: AtomicU64,
     command_counters: Vec<(&'static str, IntCounter)>,
@@ -144,6 +150,12 @@ pub struct Shared {
 // === impl Shared ===
 
 impl Shared {
+    /// `limits.max_clients` in force, capped by the open-files limit (INFO
+    /// shows it).
+    pub fn max_clients(&self) -> usize {
+        self.config().limits.max_clients.min(self.fd_room)
+    }
+
     /// The configuration in force now.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
@@ -415,6 +427,19 @@ impl Gateway {
         let draining = Arc::new(AtomicBool::new(false));
         tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
 
+        let fd_room = limits::nofile_limit().map_or(usize::MAX, |n| {
+            limits::effective_max_clients(usize::MAX, n, config.masters.len()).0
+        });
+        let max_clients = config.limits.max_clients.min(fd_room);
+        if max_clients < config.limits.max_clients {
+            warn!(
+                configured = config.limits.max_clients,
+                effective = max_clients,
+                nofile = limits::nofile_limit().unwrap_or(0),
+                "limits.max_clients is above what the open-files limit (ulimit -n) allows; \
+                 capped"
+            );
+        }
         let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
         let shared = Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
@@ -426,6 +451,7 @@ impl Gateway {
             clients: DashMap::new(),
             started: Instant::now(),
             local_addr,
+            fd_room,
             next_id: AtomicU64::new(1),
             commands_processed: AtomicU64::new(0),
             command_counters,
@@ -598,7 +624,7 @@ async fn accept_loop(
 ) {
     loop {
         // Read per connection, so a reloaded limit applies at once.
-        let max_clients = shared.config().limits.max_clients;
+        let max_clients = shared.max_clients();
         let accepted = tokio::select! {
             _ = stop_accepting.cancelled() => return,
             r = listener.accept() => r,
@@ -606,8 +632,12 @@ async fn accept_loop(
         match accepted {
             Ok((mut sock, peer)) => {
                 shared.metrics.client_connections_total.inc();
-                if shared.clients.len() >= max_clients {
+                // The tracker counts a connection from the moment it is
+                // spawned; `clients` only once its task has run, which lets
+                // a burst of connects overshoot.
+                if tracker.len() >= max_clients {
                     shared.metrics.client_rejected.inc();
+                    shared.metrics.limit_hit(Limit::MaxClients);
                     // Redis's own words, so clients recognise the condition.
                     // A TLS client could not read them in clear text, so it
                     // only sees the connection close.
