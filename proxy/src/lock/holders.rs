@@ -396,10 +396,13 @@ impl Engine {
         }
     }
 
-    /// Acquire with `WAIT`, in the shape of [`Engine::acquire_wait`]: retries
-    /// until `wait` runs out, at once when a holder of the same kind and key
-    /// is released through this gateway, otherwise after a short random
-    /// pause. A waiting writer that gives up deletes its intent marker.
+    /// Acquire with `WAIT`: waiters on one key of this gateway take turns
+    /// in arrival order (the same FIFO as plain locks, see `lock::fair`);
+    /// the head retries until `wait` runs out, at once when a holder of the
+    /// same kind and key is released through this gateway, otherwise after
+    /// a short random pause. A grant leaves the queue at once, so readers
+    /// and semaphore holders queued behind each other still share. A
+    /// waiting writer that gives up deletes its intent marker.
     pub async fn holders_acquire_wait(
         &self,
         spec: &AcquireSpec<'_>,
@@ -407,33 +410,16 @@ impl Engine {
         ttl: Duration,
         wait: Duration,
     ) -> KindAcquire {
-        let give_up = Instant::now() + wait;
-        let watched = self.signals().watch(&spec.keys.signal);
-        let outcome = loop {
-            // Enabled before the attempt, so a release that lands while it
-            // runs still wakes the pause below.
-            let wake = watched.notified();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
-            let outcome = self.holders_acquire(spec, owner, ttl).await;
-            if matches!(
-                outcome,
-                KindAcquire::Granted(_) | KindAcquire::Mismatch { .. }
-            ) {
-                break outcome;
-            }
-            let now = Instant::now();
-            if now >= give_up {
-                break outcome;
-            }
-            // Jitter keeps waiters on one key from retrying in lock step.
-            let jitter = Duration::from_millis(rand::rng().random_range(5..=50));
-            tokio::select! {
-                _ = &mut wake => {}
-                _ = tokio::time::sleep(jitter.min(give_up - now)) => {}
-            }
-        };
-        self.signals().forget(&spec.keys.signal, watched);
+        let outcome = self
+            .wait_fair(
+                &spec.keys.signal,
+                wait,
+                || self.holders_acquire(spec, owner, ttl),
+                |o| matches!(o, KindAcquire::Granted(_) | KindAcquire::Mismatch { .. }),
+            )
+            .await
+            // The wait ran out before this waiter's turn came.
+            .unwrap_or(KindAcquire::Busy);
         if spec.clears_marker && !matches!(outcome, KindAcquire::Granted(_)) {
             self.holders_release_in_background(spec.keys, owner, true);
         }
