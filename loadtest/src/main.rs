@@ -14,6 +14,7 @@ mod chaos;
 mod checker;
 #[cfg(feature = "etcd")]
 mod etcd_server;
+mod kinds;
 mod pki;
 mod procstat;
 mod relay;
@@ -152,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(path, serde_json::to_vec_pretty(&r)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            if !r.safety.safe() || r.lost_updates > 0 || !r.kinds.clean() {
+            if !r.safety.safe() || r.lost_updates > 0 || !r.kinds.clean() || !r.reentrant.clean() {
                 eprintln!("SAFETY VIOLATION: see above");
                 std::process::exit(2);
             }

@@ -29,6 +29,7 @@ use redis::Value;
 use serde::Serialize;
 
 use crate::checker::{self, GrantRecord, Report, Resource};
+use crate::kinds::{self, LostPushes};
 use crate::stats::{Stats, Summary};
 
 /// Which keys the workers lock.
@@ -65,6 +66,13 @@ pub enum Mode {
     /// `SEM.ACQUIRE key permits` (`--permits`) and `SEM.RELEASE` (gateway
     /// only).
     Sem,
+    /// A reentrant hold per cycle: `RLOCK.ACQUIRE ... OWNER o` nested 1 to 3
+    /// deep, then as many `RLOCK.RELEASE`s (gateway only).
+    Reentrant,
+    /// `LOCK.ACQUIRE ... KEEPALIVE` on a RESP3 connection that counts the
+    /// gateway's lost-lock pushes; hold it past the TTL with `--hold-ms`
+    /// (gateway only).
+    Keepalive,
 }
 
 /// Everything one run needs.
@@ -91,7 +99,7 @@ pub struct RunConfig {
     pub permits: u64,
     /// `rwlock`: the share of cycles that take the write lock, in percent.
     pub write_percent: u8,
-    /// Connect with TLS (`rediss://`), native and drop-in modes only.
+    /// Connect with TLS (`rediss://`); every mode but keepalive and rslock.
     pub tls: Option<TlsFiles>,
 }
 
@@ -153,6 +161,10 @@ pub struct RunResult {
     pub lost_updates: u64,
     /// The read-write lock and semaphore invariants (modes `rwlock`, `sem`).
     pub kinds: checker::KindReport,
+    /// The reentrant hold-count invariants (mode `reentrant`).
+    pub reentrant: checker::ReentrantReport,
+    /// Lost-lock pushes received (mode `keepalive`).
+    pub lost_pushes: u64,
 }
 
 /// A lock the worker holds.
@@ -197,6 +209,10 @@ enum Client {
     Rw(MultiplexedConnection, u8),
     /// `SEM.*`: the permit count.
     Sem(MultiplexedConnection, u64),
+    /// `RLOCK.*`: cycles are run by [`reentrant_cycle`].
+    Reentrant(MultiplexedConnection),
+    /// `LOCK.*` with `KEEPALIVE` over RESP3.
+    Keepalive(MultiplexedConnection),
     /// One gRPC channel (HTTP/2, multiplexed), shared by clones. Boxed: with
     /// a stub per etcd service it is far larger than the other variants.
     #[cfg(feature = "etcd")]
@@ -230,7 +246,7 @@ async fn reconnect(shared: &Shared, stats: &mut Stats) -> Option<Client> {
     let mut pause = Duration::from_millis(20);
     while !shared.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(pause).await;
-        match Client::connect(&shared.cfg).await {
+        match Client::connect(&shared.cfg, &shared.lost).await {
             Ok(c) => {
                 stats.error("reconnected");
                 return Some(c);
@@ -252,15 +268,19 @@ fn int(v: &Value) -> Option<i64> {
 }
 
 impl Client {
-    async fn connect(cfg: &RunConfig) -> anyhow::Result<Client> {
+    async fn connect(cfg: &RunConfig, lost: &Arc<LostPushes>) -> anyhow::Result<Client> {
         let first = cfg.targets.first().context("no target")?;
         match cfg.mode {
-            Mode::Native | Mode::Rwlock | Mode::Sem => {
+            Mode::Keepalive => Ok(Client::Keepalive(
+                kinds::connect_resp3(first, lost.clone(), None).await?,
+            )),
+            Mode::Native | Mode::Rwlock | Mode::Sem | Mode::Reentrant => {
                 let c = redis_client(first, "", cfg.tls.as_ref())?;
                 let conn = c.get_multiplexed_async_connection().await?;
                 Ok(match cfg.mode {
                     Mode::Rwlock => Client::Rw(conn, cfg.write_percent),
                     Mode::Sem => Client::Sem(conn, cfg.permits.max(1)),
+                    Mode::Reentrant => Client::Reentrant(conn),
                     _ => Client::Native(conn),
                 })
             }
@@ -318,7 +338,11 @@ impl Client {
 
     fn has_tokens(&self) -> bool {
         match self {
-            Client::Native(_) | Client::Rw(..) | Client::Sem(..) => true,
+            Client::Native(_)
+            | Client::Rw(..)
+            | Client::Sem(..)
+            | Client::Reentrant(_)
+            | Client::Keepalive(_) => true,
             Client::Dropin { tokens, .. } => *tokens,
             Client::Rslock(_) => false,
             #[cfg(feature = "etcd")]
@@ -337,6 +361,18 @@ impl Client {
                     .map_err(|e| kind(&e))?;
                 native_grant(v, name, None)
             }
+            Client::Keepalive(c) => {
+                let v: Value = redis::cmd("LOCK.ACQUIRE")
+                    .arg(name)
+                    .arg(ttl_ms)
+                    .arg("KEEPALIVE")
+                    .query_async(c)
+                    .await
+                    .map_err(|e| kind(&e))?;
+                native_grant(v, name, None)
+            }
+            // The worker runs reentrant holds itself; never called.
+            Client::Reentrant(_) => Err("reentrant cycles do not use acquire".into()),
             Client::Rw(c, write_percent) => {
                 let write = rand::rng().random_range(0..100u8) < *write_percent;
                 let cmd = if write { "RWLOCK.WRITE" } else { "RWLOCK.READ" };
@@ -428,7 +464,7 @@ impl Client {
     /// True when the lock was still held by this owner.
     async fn release(&mut self, h: Held) -> Result<bool, String> {
         match self {
-            Client::Native(c) => {
+            Client::Native(c) | Client::Keepalive(c) => {
                 let n: i64 = redis::cmd("LOCK.RELEASE")
                     .arg(&h.name)
                     .arg(&h.owner)
@@ -437,6 +473,7 @@ impl Client {
                     .map_err(|e| kind(&e))?;
                 Ok(n == 1)
             }
+            Client::Reentrant(_) => Err("reentrant cycles do not use release".into()),
             Client::Rw(c, _) | Client::Sem(c, _) => {
                 let cmd = if matches!(h.kind, Some(checker::Kind::Sem { .. })) {
                     "SEM.RELEASE"
@@ -544,25 +581,110 @@ struct Shared {
     resource: Resource,
     rmw_writes: AtomicU64,
     stale: AtomicU64,
+    lost: Arc<LostPushes>,
 }
 
-async fn worker(
-    shared: Arc<Shared>,
-    mut client: Client,
-    id: u64,
-) -> anyhow::Result<(Stats, Vec<GrantRecord>, Vec<checker::KindRecord>)> {
+/// What one worker brings back.
+type WorkerOut = (
+    Stats,
+    Vec<GrantRecord>,
+    Vec<checker::KindRecord>,
+    Vec<checker::ReentrantHold>,
+);
+
+/// One reentrant hold: nested acquires 1 to 3 deep under one fresh owner,
+/// the hold, then as many releases. `Ok(None)` when the first acquire was
+/// busy; `Err` with the error kind when a request failed (the hold, as far
+/// as it went, is still returned for the checker).
+async fn reentrant_cycle(
+    c: &mut MultiplexedConnection,
+    cfg: &RunConfig,
+    key: u64,
+    name: &str,
+    owner: &str,
+    depth: usize,
+) -> (Option<checker::ReentrantHold>, Option<String>) {
+    let step_kind = |e: kinds::StepError| match e {
+        kinds::StepError::Redis(e) => kind(&e),
+        kinds::StepError::Unexpected => "unexpected reply".to_string(),
+    };
+    let mut hold = match kinds::rlock_first(c, key, name, owner, cfg.ttl_ms).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return (None, None),
+        Err(e) => return (None, Some(step_kind(e))),
+    };
+    let held = match kinds::rlock_nest(c, &mut hold, name, owner, cfg.ttl_ms, depth).await {
+        Ok(n) => n,
+        Err(e) => return (Some(hold), Some(step_kind(e))),
+    };
+    if cfg.hold_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(cfg.hold_ms)).await;
+    }
+    let err = kinds::rlock_unwind(c, &mut hold, name, owner, held)
+        .await
+        .err()
+        .map(step_kind);
+    (Some(hold), err)
+}
+
+async fn worker(shared: Arc<Shared>, mut client: Client, id: u64) -> anyhow::Result<WorkerOut> {
     let cfg = &shared.cfg;
     let mut keys = Keys::new(cfg, id)?;
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut stats = Stats::default();
     let mut history = Vec::new();
     let mut kinds = Vec::new();
+    let mut holds = Vec::new();
     let tokens = client.has_tokens();
     while !shared.stop.load(Ordering::Relaxed) {
         let key = keys.next(&mut rng);
         let name = format!("lt:{}:{key}", shared.run_id);
         let start = Instant::now();
         let measured = start >= shared.measure_from;
+        if let Client::Reentrant(c) = &mut client {
+            let owner = format!("lt-{}-{id}-{}", shared.run_id, keys.seq);
+            let depth = rng.random_range(1..=3usize);
+            let (hold, err) = reentrant_cycle(c, cfg, key, &name, &owner, depth).await;
+            let broken = err.as_deref().is_some_and(|e| e.starts_with(DISCONNECTED));
+            if let Some(e) = &err {
+                stats.error(e);
+            }
+            match hold {
+                Some(h) => {
+                    if measured {
+                        if let Some(a) = h.acquires.first() {
+                            stats.granted(a.arrived - a.sent);
+                        }
+                        if let Some(r) = h.releases.last() {
+                            stats.released(r.arrived - r.sent, r.left == Some(0));
+                        }
+                        stats.cycle(start.elapsed());
+                    }
+                    holds.push(h);
+                    let done = shared.cycles.fetch_add(1, Ordering::Relaxed) + 1;
+                    if cfg.ops.is_some_and(|n| done >= n) {
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                None if err.is_none() => {
+                    if measured {
+                        stats.busy(start.elapsed());
+                    }
+                    if cfg.busy_pause_ms > 0 {
+                        let pause = rng.random_range(0..=cfg.busy_pause_ms);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                }
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+            if broken {
+                match reconnect(&shared, &mut stats).await {
+                    Some(c) => client = c,
+                    None => break,
+                }
+            }
+            continue;
+        }
         match client.acquire(&name, cfg.ttl_ms).await {
             Ok(Acquired::Granted(held)) => {
                 let granted = Instant::now();
@@ -605,6 +727,15 @@ async fn worker(
                         released: Some(rel_start),
                     });
                 }
+                // A keepalive lock is renewed until released, unless the
+                // gateway said it was lost: then it ended by the push.
+                let validity = match (&client, token) {
+                    (Client::Keepalive(_), Some(t)) => match shared.lost.lost_at(t) {
+                        Some(lost) => lost.saturating_duration_since(granted),
+                        None => rel_start.saturating_duration_since(granted).max(validity),
+                    },
+                    _ => validity,
+                };
                 if let (true, Some(token)) = (tokens, token) {
                     history.push(GrantRecord {
                         key,
@@ -648,7 +779,7 @@ async fn worker(
             }
         }
     }
-    Ok((stats, history, kinds))
+    Ok((stats, history, kinds, holds))
 }
 
 /// Runs one bounded workload and analyses it.
@@ -656,10 +787,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     if cfg.workers == 0 || cfg.connections == 0 {
         bail!("--workers and --connections must be at least 1");
     }
+    let lost = Arc::new(LostPushes::default());
     let mut clients = Vec::with_capacity(cfg.connections);
     for _ in 0..cfg.connections {
         clients.push(
-            Client::connect(&cfg)
+            Client::connect(&cfg, &lost)
                 .await
                 .with_context(|| format!("connecting to {}", cfg.targets.join(",")))?,
         );
@@ -674,6 +806,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         resource: Resource::default(),
         rmw_writes: AtomicU64::new(0),
         stale: AtomicU64::new(0),
+        lost,
         cfg: cfg.clone(),
     });
     let mut tasks = Vec::with_capacity(cfg.workers);
@@ -707,12 +840,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     let mut stats = Stats::default();
     let mut history = Vec::new();
     let mut kinds = Vec::new();
+    let mut holds = Vec::new();
     for t in tasks {
-        let (s, h, k) = t.await.context("worker panicked")??;
+        let (s, h, k, r) = t.await.context("worker panicked")??;
         stats.merge(&s);
         history.extend(h);
         kinds.extend(k);
+        holds.extend(r);
     }
+    // Each reentrant hold is one grant for the token checks.
+    history.extend(checker::token_records(&holds));
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -736,6 +873,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         rmw_writes,
         lost_updates,
         kinds: checker::analyse_kinds(&kinds),
+        reentrant: checker::analyse_reentrant(&holds),
+        lost_pushes: shared.lost.count.load(Ordering::Relaxed),
         config: cfg,
     })
 }
@@ -803,6 +942,40 @@ pub fn table(r: &RunResult) -> String {
         for e in &k.examples {
             s.push_str(&format!("  violation: {e}\n"));
         }
+    }
+    if r.config.mode == Mode::Reentrant {
+        s.push_str(&reentrant_line(&r.reentrant));
+    }
+    if r.config.mode == Mode::Keepalive {
+        s.push_str(&format!(
+            "keepalive: RESP3, {} lost-lock pushes received (a lost lock's window ends at its push)\n",
+            r.lost_pushes
+        ));
+    }
+    s
+}
+
+/// The checker's reentrant line, and its examples.
+pub fn reentrant_line(r: &checker::ReentrantReport) -> String {
+    let mut s = format!(
+        "reentrant: {} holds, {} nested grants, {} releases, max depth {}; {} negative counts, \
+         {} holds mismatches, {} token changes, {} freed before the outermost release, {} held \
+         by another owner ({} holds past their lease, {} cut by a failed request, not judged \
+         after that)\n",
+        r.holds,
+        r.nested_grants,
+        r.releases,
+        r.max_depth,
+        r.negative_holds,
+        r.holds_mismatch,
+        r.token_changed,
+        r.freed_early,
+        r.held_by_other,
+        r.expired_mid_hold,
+        r.failed_mid_hold
+    );
+    for e in &r.examples {
+        s.push_str(&format!("  violation: {e}\n"));
     }
     s
 }

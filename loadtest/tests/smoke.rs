@@ -69,6 +69,68 @@ async fn smoke_run_against_three_masters_has_no_token_violations() {
             "1500",
         ],
     ];
+    // The lock kinds the checker judges beyond tokens (issue 9): nested
+    // reentrant holds, and keepalive locks held past their TTL.
+    for (args, line) in [
+        (
+            &[
+                "--mode",
+                "reentrant",
+                "--scenario",
+                "zipf",
+                "--keys",
+                "5",
+                "--workers",
+                "8",
+                "--duration-ms",
+                "1500",
+            ][..],
+            "reentrant: ",
+        ),
+        (
+            &[
+                "--mode",
+                "keepalive",
+                "--scenario",
+                "zipf",
+                "--keys",
+                "4",
+                "--workers",
+                "4",
+                "--ttl-ms",
+                "300",
+                "--hold-ms",
+                "500",
+                "--duration-ms",
+                "1500",
+            ][..],
+            "keepalive: RESP3",
+        ),
+    ] {
+        let addr = addr.clone();
+        let text = tokio::task::spawn_blocking(move || drive(&addr, args))
+            .await
+            .expect("join");
+        let safety = text
+            .lines()
+            .find(|l| l.starts_with("safety: "))
+            .expect("a safety line");
+        assert!(
+            safety.contains(" 0 duplicate tokens, 0 backwards tokens, 0 overlapping"),
+            "{safety}"
+        );
+        let kind = text
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("no {line:?} line in {text}"));
+        if line == "reentrant: " {
+            assert!(
+                kind.contains("0 negative counts, 0 holds mismatches, 0 token changes, 0 freed before the outermost release, 0 held by another owner"),
+                "{kind}"
+            );
+            assert!(!kind.starts_with("reentrant: 0 holds"), "{kind}");
+        }
+    }
     for args in runs {
         let addr = addr.clone();
         let text = tokio::task::spawn_blocking(move || drive(&addr, args))

@@ -281,6 +281,10 @@ impl Env {
     /// `max_ttl` plus slack. Returns the problems found (empty when fine).
     pub async fn stuck_locks(&self, run: u64, max_ttl: Duration) -> Vec<String> {
         let pattern = format!("chaos:{run}:*");
+        // The kinds' structures (`{prefix}rw:{chaos:..}:part`, `sem:`, the
+        // reentrant `holds:` count) wrap the key in a hash tag; fence
+        // registers do too but never expire by design.
+        let wrapped = format!("*{{chaos:{run}:*");
         let give_up = Instant::now() + max_ttl + Duration::from_millis(1_500);
         let mut problems = Vec::new();
         for (i, m) in self.masters.iter().enumerate() {
@@ -292,11 +296,17 @@ impl Env {
                 continue;
             };
             loop {
-                let keys: Vec<String> = redis::cmd("KEYS")
+                let mut keys: Vec<String> = redis::cmd("KEYS")
                     .arg(&pattern)
                     .query_async(&mut c)
                     .await
                     .unwrap_or_default();
+                let kinds: Vec<String> = redis::cmd("KEYS")
+                    .arg(&wrapped)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
+                keys.extend(kinds.into_iter().filter(|k| !k.contains("fence:{")));
                 if keys.is_empty() {
                     break;
                 }

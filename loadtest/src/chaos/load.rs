@@ -11,6 +11,12 @@
 //! paused past the TTL) is never used. The protected resource checks the
 //! token on the read and on the write, so overlapping holders cannot lose an
 //! update however the lease was broken.
+//!
+//! A group runs one lock kind ([`LoadKind`]): plain locks, or (issue 9)
+//! reentrant holds, keepalive locks, read-write locks or semaphores. Every
+//! kind's tokens go into one history for the token checks; only exclusive
+//! kinds go into the overlap check (readers and permit holders share a key
+//! by design, and the kinds checker judges them instead).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +27,39 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::task::JoinHandle;
 
-use crate::checker::{GrantRecord, Resource};
+use crate::checker::{GrantRecord, Kind, KindRecord, ReentrantHold, Resource};
+use crate::kinds::{self, LostPushes, StepError};
+
+/// Which lock a group's workers take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    /// `LOCK.ACQUIRE` / `LOCK.RELEASE`.
+    Plain,
+    /// `RLOCK.ACQUIRE` nested 1 to 3 deep, the fenced access at full depth,
+    /// then as many `RLOCK.RELEASE`s.
+    Reentrant,
+    /// `LOCK.ACQUIRE ... KEEPALIVE` on RESP3; hold it past the TTL with
+    /// [`LoadOpts::hold`].
+    Keepalive,
+    /// `RWLOCK.WRITE` (`write_percent` of cycles, `WAIT` 200 ms) or
+    /// `RWLOCK.READ` (a fenced read only).
+    Rw { write_percent: u8 },
+    /// `SEM.ACQUIRE key permits`.
+    Sem { permits: u64 },
+}
+
+impl LoadKind {
+    /// The label of the checker's lines and of per-kind grant counts.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoadKind::Plain => "plain",
+            LoadKind::Reentrant => "reentrant",
+            LoadKind::Keepalive => "keepalive",
+            LoadKind::Rw { .. } => "rwlock",
+            LoadKind::Sem { .. } => "sem",
+        }
+    }
+}
 
 /// What every worker of a group does.
 #[derive(Debug, Clone)]
@@ -37,6 +75,7 @@ pub struct LoadOpts {
     pub request_timeout: Duration,
     /// A prefix shared by every group of one scenario, so they contend.
     pub run: u64,
+    pub kind: LoadKind,
 }
 
 /// A request that did not get an answer it could use.
@@ -54,12 +93,21 @@ pub struct Grant {
     pub requested: Instant,
     pub at: Instant,
     pub gateway: usize,
+    /// [`LoadKind::label`] of the group.
+    pub kind: &'static str,
 }
 
 /// Everything the workers saw.
 #[derive(Debug, Default)]
 pub struct Timeline {
+    /// Grants of exclusive kinds (plain, keepalive): tokens and overlaps.
     pub history: Vec<GrantRecord>,
+    /// Grants of shared kinds (read-write, semaphore): tokens only.
+    pub shared: Vec<GrantRecord>,
+    /// Read-write and semaphore grants for the kinds checker.
+    pub kinds: Vec<KindRecord>,
+    /// Reentrant holds, step by step (their tokens are added at analysis).
+    pub holds: Vec<ReentrantHold>,
     /// Every usable grant.
     pub grants: Vec<Grant>,
     pub failures: Vec<Failure>,
@@ -72,12 +120,16 @@ pub struct Timeline {
     pub late_refused: u64,
     /// Grants whose lease (counted from the request) was over on arrival.
     pub expired_on_arrival: u64,
+    /// Lost-lock pushes received (filled by [`Recorder::take`]).
+    pub lost_pushes: u64,
 }
 
 /// Shared by every group of one scenario.
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub resource: Resource,
+    /// Lost-lock pushes of every keepalive connection.
+    pub lost: Arc<LostPushes>,
     timeline: Mutex<Timeline>,
 }
 
@@ -101,6 +153,9 @@ impl Recorder {
         let mut cur = self.lock();
         let newer = std::mem::replace(&mut *cur, t);
         cur.history.extend(newer.history);
+        cur.shared.extend(newer.shared);
+        cur.kinds.extend(newer.kinds);
+        cur.holds.extend(newer.holds);
         cur.grants.extend(newer.grants);
         cur.failures.extend(newer.failures);
         cur.stale_rejected += newer.stale_rejected;
@@ -112,7 +167,9 @@ impl Recorder {
 
     /// Takes the timeline out (the groups must be stopped).
     pub fn take(&self) -> Timeline {
-        std::mem::take(&mut *self.lock())
+        let mut t = std::mem::take(&mut *self.lock());
+        t.lost_pushes = self.lost.count.load(Ordering::Relaxed);
+        t
     }
 
     /// Usable grants so far.
@@ -198,7 +255,15 @@ fn broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
 }
 
-async fn connect(addr: &str, timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
+async fn connect(
+    rec: &Recorder,
+    kind: LoadKind,
+    addr: &str,
+    timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    if kind == LoadKind::Keepalive {
+        return kinds::connect_resp3(addr, rec.lost.clone(), Some(timeout)).await;
+    }
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
         .set_response_timeout(Some(timeout));
@@ -220,7 +285,8 @@ async fn worker(
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
             let at = Instant::now();
-            match connect(&targets[cur % targets.len()].1, opts.request_timeout).await {
+            let addr = &targets[cur % targets.len()].1;
+            match connect(&rec, opts.kind, addr, opts.request_timeout).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     rec.fail(at, format!("connect {}", kind(&e)));
@@ -235,12 +301,41 @@ async fn worker(
         let served = targets[cur % targets.len()].0;
         let key = opts.key_base + rng.random_range(0..opts.keys.max(1));
         let name = format!("chaos:{}:{key}", opts.run);
+        if opts.kind == LoadKind::Reentrant {
+            if reentrant_cycle(&rec, c, &opts, &mut rng, key, &name, served).await {
+                conn = None;
+                cur += 1;
+            }
+            continue;
+        }
+        let write = match opts.kind {
+            LoadKind::Rw { write_percent } => rng.random_range(0..100u8) < write_percent,
+            _ => true,
+        };
+        let (acquire, release) = match opts.kind {
+            LoadKind::Rw { .. } if write => ("RWLOCK.WRITE", "RWLOCK.RELEASE"),
+            LoadKind::Rw { .. } => ("RWLOCK.READ", "RWLOCK.RELEASE"),
+            LoadKind::Sem { .. } => ("SEM.ACQUIRE", "SEM.RELEASE"),
+            _ => ("LOCK.ACQUIRE", "LOCK.RELEASE"),
+        };
+        let mut req = redis::cmd(acquire);
+        req.arg(&name);
+        if let LoadKind::Sem { permits } = opts.kind {
+            req.arg(permits);
+        }
+        req.arg(opts.ttl_ms);
+        match opts.kind {
+            LoadKind::Keepalive => {
+                req.arg("KEEPALIVE");
+            }
+            // A writer that does not wait never holds back readers.
+            LoadKind::Rw { .. } if write => {
+                req.arg("WAIT").arg(200);
+            }
+            _ => {}
+        }
         let requested = Instant::now();
-        let reply = redis::cmd("LOCK.ACQUIRE")
-            .arg(&name)
-            .arg(opts.ttl_ms)
-            .query_async::<Value>(c)
-            .await;
+        let reply = req.query_async::<Value>(c).await;
         let late = requested.elapsed() > ttl;
         if late && reply.is_ok() {
             rec.lock().late_replies += 1;
@@ -284,7 +379,14 @@ async fn worker(
         // clock started no earlier than that.
         let lease_end = requested + validity;
         let usable = lease_end > granted;
-        if usable {
+        if usable && !write {
+            // A reader only reads; a refused read is the fencing rule too.
+            let read = rec.resource.read_fenced(key, token).is_some();
+            tokio::time::sleep(opts.hold).await;
+            if !read {
+                rec.lock().stale_rejected += 1;
+            }
+        } else if usable {
             let mut written = false;
             if let Some(v) = rec.resource.read_fenced(key, token) {
                 tokio::time::sleep(opts.hold).await;
@@ -304,7 +406,7 @@ async fn worker(
             }
         }
         let released = Instant::now();
-        if let Err(e) = redis::cmd("LOCK.RELEASE")
+        if let Err(e) = redis::cmd(release)
             .arg(&name)
             .arg(&owner)
             .query_async::<i64>(c)
@@ -316,21 +418,132 @@ async fn worker(
                 cur += 1;
             }
         }
-        let mut t = rec.lock();
-        t.history.push(GrantRecord {
+        let mut validity = lease_end.saturating_duration_since(granted);
+        if opts.kind == LoadKind::Keepalive && usable {
+            // Renewed until released, unless the gateway said it was lost:
+            // a renewal that failed silently then shows as an overlap.
+            validity = match rec.lost.lost_at(token) {
+                Some(lost) => lost.saturating_duration_since(granted),
+                None => released.saturating_duration_since(granted).max(validity),
+            };
+        }
+        let record = GrantRecord {
             key,
             token,
             requested,
             granted,
-            validity: lease_end.saturating_duration_since(granted),
+            validity,
             released: Some(released),
-        });
+        };
+        let kind = match opts.kind {
+            LoadKind::Rw { .. } if write => Some(Kind::Write),
+            LoadKind::Rw { .. } => Some(Kind::Read),
+            LoadKind::Sem { permits } => Some(Kind::Sem { permits }),
+            _ => None,
+        };
+        let mut t = rec.lock();
+        match kind {
+            Some(kind) => {
+                t.kinds.push(KindRecord {
+                    key,
+                    kind,
+                    token,
+                    granted,
+                    validity,
+                    released: Some(released),
+                });
+                t.shared.push(record);
+            }
+            None => t.history.push(record),
+        }
         if usable {
             t.grants.push(Grant {
                 requested,
                 at: granted,
                 gateway: served,
+                kind: opts.kind.label(),
             });
         }
     }
+}
+
+/// One reentrant hold (see [`LoadKind::Reentrant`]), recorded in `rec`;
+/// true when the connection broke.
+async fn reentrant_cycle(
+    rec: &Recorder,
+    c: &mut MultiplexedConnection,
+    opts: &LoadOpts,
+    rng: &mut impl Rng,
+    key: u64,
+    name: &str,
+    served: usize,
+) -> bool {
+    let owner = format!("o{:032x}", rng.random::<u128>());
+    let depth = rng.random_range(1..=3usize);
+    let failed = |e: StepError, at: Instant| -> bool {
+        match e {
+            StepError::Redis(e) => {
+                rec.fail(at, kind(&e));
+                broken(&e)
+            }
+            StepError::Unexpected => {
+                rec.fail(at, "unexpected reply".into());
+                false
+            }
+        }
+    };
+    let requested = Instant::now();
+    let mut hold = match kinds::rlock_first(c, key, name, &owner, opts.ttl_ms).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            let pause = rng.random_range(0..=2);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            return false;
+        }
+        Err(e) => {
+            let b = failed(e, requested);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            return b;
+        }
+    };
+    let mut broke = false;
+    let step = Instant::now();
+    match kinds::rlock_nest(c, &mut hold, name, &owner, opts.ttl_ms, depth).await {
+        Ok(held) => {
+            // The fenced access at full depth, inside the lease counted
+            // from the first request.
+            let first = hold.acquires.first().and_then(|a| a.grant);
+            let granted = hold.acquires.first().map_or(requested, |a| a.arrived);
+            if let Some(g) = first {
+                if requested + g.validity > Instant::now() {
+                    let mut written = false;
+                    if let Some(v) = rec.resource.read_fenced(key, g.token) {
+                        tokio::time::sleep(opts.hold).await;
+                        written = rec.resource.write(key, g.token, v + 1);
+                    }
+                    let mut t = rec.lock();
+                    if written {
+                        t.admitted += 1;
+                    } else {
+                        t.stale_rejected += 1;
+                    }
+                    t.grants.push(Grant {
+                        requested,
+                        at: granted,
+                        gateway: served,
+                        kind: opts.kind.label(),
+                    });
+                } else {
+                    rec.lock().expired_on_arrival += 1;
+                }
+            }
+            let unwound = Instant::now();
+            if let Err(e) = kinds::rlock_unwind(c, &mut hold, name, &owner, held).await {
+                broke = failed(e, unwound);
+            }
+        }
+        Err(e) => broke = failed(e, step),
+    }
+    rec.lock().holds.push(hold);
+    broke
 }

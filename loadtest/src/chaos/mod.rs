@@ -8,6 +8,12 @@
 //! one, proving the checker can fail), no lost update, no lock key outliving
 //! its TTL once the fault is gone, and the scenario's own recovery checks.
 //! Validity overlaps are allowed only in the scenarios labelled `timing`.
+//! Scenarios that run the lock kinds (issue 9) also need 0 violations from
+//! the kinds checkers (semaphore permits, writer exclusion, reentrant
+//! counts); their lines are part of the checker output.
+//!
+//! Both profiles run [`scenarios::all`]; the long profile adds
+//! [`scenarios::long_only`], which `--only` can also name in a short run.
 //!
 //! # Layout
 //! - [`load`]: the workers and the recorder.
@@ -98,8 +104,10 @@ impl Row {
             _ => self.measured.token_violations == 0,
         };
         let overlaps_ok = self.class != Class::Safety || self.measured.overlaps == 0;
+        let kinds_ok = self.class == Class::Negative || self.measured.kind_violations == 0;
         tokens_ok
             && overlaps_ok
+            && kinds_ok
             && (self.class == Class::Negative || self.measured.lost_updates == 0)
             && self.checks.iter().all(|(_, ok)| *ok)
     }
@@ -115,6 +123,8 @@ pub struct Measured {
     pub lost_updates: u64,
     pub failed: u64,
     pub longest_gap: Duration,
+    /// Broken rules of the kinds checkers (0 when no kind ran).
+    pub kind_violations: u64,
     pub checker_output: String,
 }
 
@@ -122,7 +132,12 @@ pub struct Measured {
 /// `resource_total` is the resource's final sum: every admitted write
 /// must be in it, or an update was lost.
 pub fn measure(t: &Timeline, resource_total: u64, from: Instant, to: Instant) -> Measured {
-    let report = checker::analyse(&t.history, t.stale_rejected);
+    // Tokens over every kind; overlaps over the exclusive kinds only.
+    let reentrant_grants = checker::token_records(&t.holds);
+    let exclusive: Vec<_> = t.history.iter().chain(&reentrant_grants).cloned().collect();
+    let all: Vec<_> = exclusive.iter().chain(&t.shared).cloned().collect();
+    let mut report = checker::analyse(&all, t.stale_rejected);
+    report.overlapping_validity = checker::analyse(&exclusive, 0).overlapping_validity;
     let mut grants: Vec<Instant> = t
         .grants
         .iter()
@@ -148,6 +163,47 @@ pub fn measure(t: &Timeline, resource_total: u64, from: Instant, to: Instant) ->
     for e in &report.examples {
         let _ = writeln!(out, "  violation: {e}");
     }
+    let mut kind_violations = 0;
+    let mut by_kind = std::collections::BTreeMap::<&str, u64>::new();
+    for g in &t.grants {
+        *by_kind.entry(g.kind).or_default() += 1;
+    }
+    if by_kind.keys().any(|k| *k != "plain") {
+        let _ = writeln!(
+            out,
+            "grants by kind: {}",
+            by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !t.kinds.is_empty() {
+        let k = checker::analyse_kinds(&t.kinds);
+        kind_violations += k.sem_over_permits + k.writer_overlaps;
+        let _ = writeln!(
+            out,
+            "kinds: {} reads, {} writes, {} semaphore grants; {} times more live semaphore \
+             holders than permits, {} writer overlaps",
+            k.reads, k.writes, k.sem_grants, k.sem_over_permits, k.writer_overlaps
+        );
+        for e in &k.examples {
+            let _ = writeln!(out, "  violation: {e}");
+        }
+    }
+    if !t.holds.is_empty() {
+        let r = checker::analyse_reentrant(&t.holds);
+        kind_violations += r.violations();
+        out.push_str(&crate::workload::reentrant_line(&r));
+    }
+    if t.grants.iter().any(|g| g.kind == "keepalive") {
+        let _ = writeln!(
+            out,
+            "keepalive: RESP3, {} lost-lock pushes received",
+            t.lost_pushes
+        );
+    }
     Measured {
         grants: report.grants,
         token_violations: report.duplicate_tokens + report.backwards_tokens,
@@ -156,6 +212,7 @@ pub fn measure(t: &Timeline, resource_total: u64, from: Instant, to: Instant) ->
         lost_updates: t.admitted.saturating_sub(resource_total),
         failed: t.failures.len() as u64,
         longest_gap: gap,
+        kind_violations,
         checker_output: out,
     }
 }
@@ -225,7 +282,10 @@ pub fn details(rows: &[Row]) -> String {
 /// When a scenario cannot set up its world, or a row fails.
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let all = scenarios::all();
+    let mut all = scenarios::all();
+    if args.profile == Profile::Long || !args.only.is_empty() {
+        all.extend(scenarios::long_only());
+    }
     let chosen: Vec<_> = all
         .iter()
         .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| o == name))

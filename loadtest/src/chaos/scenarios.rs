@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use super::cluster::{Env, GatewaySpec, Metrics, Tuning};
-use super::load::{Group, LoadOpts, Recorder};
+use super::load::{Group, LoadKind, LoadOpts, Recorder};
 use super::{measure, Class, Profile, Row};
 use crate::relay::Direction;
 
@@ -46,6 +46,22 @@ pub fn all() -> Vec<Scenario> {
         ("gateway-clock-skew", |p| Box::pin(gateway_clock_skew(p))),
         ("gateway-kill", |p| Box::pin(gateway_kill(p))),
         ("gateway-sigstop", |p| Box::pin(gateway_sigstop(p))),
+        ("kinds-master-kill-empty", |p| {
+            Box::pin(kinds_fault(p, KindsFault::KillEmpty))
+        }),
+    ]
+}
+
+/// Scenarios only the long profile runs (CI time matters); `--only` can
+/// still pick them in a short run.
+pub fn long_only() -> Vec<Scenario> {
+    vec![
+        ("kinds-master-sigstop", |p| {
+            Box::pin(kinds_fault(p, KindsFault::Sigstop))
+        }),
+        ("kinds-master-latency", |p| {
+            Box::pin(kinds_fault(p, KindsFault::Latency))
+        }),
     ]
 }
 
@@ -117,6 +133,7 @@ impl Ctx {
                 key_base: 0,
                 request_timeout: Duration::from_secs(2),
                 run: rand::random::<u32>().into(),
+                kind: LoadKind::Plain,
             },
             groups: Vec::new(),
             t0: Instant::now(),
@@ -1070,4 +1087,121 @@ async fn gateway_sigstop(p: Profile) -> anyhow::Result<Row> {
     );
     restore(&cx.rec, t);
     cx.finish("gateway-sigstop", Class::Safety).await
+}
+
+/// The master fault a kinds scenario injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KindsFault {
+    /// Master 1 of 5 SIGKILLed and restarted empty: quarantined by the
+    /// amnesia guard, then re-seeded.
+    KillEmpty,
+    /// Master 0 of 3 SIGSTOPped for longer than the TTL.
+    Sigstop,
+    /// 100 ms each way on every link to master 0 of 3, around the 150 ms
+    /// master deadline.
+    Latency,
+}
+
+/// The lock kinds of issue 9 under one master fault: a group each of
+/// reentrant holds, keepalive locks held past the TTL, read-write locks (30 %
+/// writers) and 2-permit semaphores, each on its own keys, all through one
+/// gateway. The row passes only when every kind kept granting during the
+/// fault and the token, overlap and kinds checkers report nothing.
+async fn kinds_fault(p: Profile, fault: KindsFault) -> anyhow::Result<Row> {
+    let ph = phases(p);
+    let masters = if fault == KindsFault::KillEmpty { 5 } else { 3 };
+    let mut cx = Ctx::new(masters, false, &[GatewaySpec::default()], 4).await?;
+    let workers = (ph.workers / 3).max(2);
+    let short = Duration::from_millis(5);
+    let groups = [
+        (LoadKind::Reentrant, 0, 4, short),
+        // Held 1.5 × TTL: only the gateway's renewals keep it.
+        (
+            LoadKind::Keepalive,
+            100,
+            4,
+            Duration::from_millis(TTL_MS * 3 / 2),
+        ),
+        (LoadKind::Rw { write_percent: 30 }, 200, 2, short),
+        (LoadKind::Sem { permits: 2 }, 300, 2, short),
+    ];
+    for (kind, key_base, keys, hold) in groups {
+        let opts = LoadOpts {
+            kind,
+            key_base,
+            keys,
+            hold,
+            ..cx.opts.clone()
+        };
+        cx.load_with(&[0], workers, opts);
+    }
+    sleep(ph.pre).await;
+    let start = Instant::now();
+    match fault {
+        KindsFault::KillEmpty => cx.env.restart_master(1).await?,
+        KindsFault::Sigstop => cx.env.masters[0].stop(),
+        KindsFault::Latency => {
+            for r in cx.env.relays_to(0) {
+                r.set_latency(Duration::from_millis(100), Duration::from_millis(100));
+            }
+        }
+    }
+    let mut quarantined = false;
+    while start.elapsed() < ph.fault {
+        if fault == KindsFault::KillEmpty && !quarantined {
+            quarantined = cx.env.master_is(0, 1, "quarantined").await;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    match fault {
+        KindsFault::KillEmpty => {}
+        KindsFault::Sigstop => cx.env.masters[0].resume(),
+        KindsFault::Latency => {
+            for r in cx.env.relays_to(0) {
+                r.heal();
+            }
+        }
+    }
+    let healed = Instant::now();
+    let t = cx.rec.take();
+    let mut during = std::collections::BTreeMap::<&str, u64>::new();
+    for g in &t.grants {
+        if g.requested >= start && g.at <= healed {
+            *during.entry(g.kind).or_default() += 1;
+        }
+    }
+    restore(&cx.rec, t);
+    let kinds = ["reentrant", "keepalive", "rwlock", "sem"];
+    cx.check(
+        format!(
+            "every kind is granted during the fault: {}",
+            kinds
+                .iter()
+                .map(|k| format!("{k} {}", during.get(k).copied().unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        kinds.iter().all(|k| during.get(k).is_some_and(|&n| n > 0)),
+    );
+    if fault == KindsFault::KillEmpty {
+        cx.check(
+            "the restarted empty master is quarantined (does not vote)",
+            quarantined,
+        );
+    }
+    let r = cx.recover_from(healed, Duration::from_secs(5)).await;
+    cx.check(
+        format!(
+            "every master is back up within 5 s of healing (took {} ms)",
+            r.map_or("never".into(), |d| d.as_millis().to_string())
+        ),
+        r.is_some(),
+    );
+    sleep(ph.post).await;
+    let name = match fault {
+        KindsFault::KillEmpty => "kinds-master-kill-empty",
+        KindsFault::Sigstop => "kinds-master-sigstop",
+        KindsFault::Latency => "kinds-master-latency",
+    };
+    cx.finish(name, Class::Safety).await
 }

@@ -228,7 +228,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     wbuf.advance(n);
                     unflushed = true;
-                    watch.on_output(true, n, Instant::now());
+                    // Progress: the stall clock restarts, and a buffer
+                    // written out counts as activity for the idle clock.
+                    // The flush that follows is not timed: nothing waits
+                    // on it, and `busy` keeps the idle clock off meanwhile.
+                    watch.on_output(!wbuf.is_empty(), n, Instant::now());
                 }
             }
             r = read_some(&mut rd, &mut rbuf), if can_read => {

@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use serde::Serialize;
 
+mod reentrant;
+
+pub use reentrant::{
+    analyse_reentrant, token_records, RAcquire, RGrant, RRelease, ReentrantHold, ReentrantReport,
+};
+
 /// One grant as the client saw it.
 #[derive(Debug, Clone)]
 pub struct GrantRecord {
