@@ -1070,6 +1070,7 @@ mod etcd {
             token: Some(token),
             validity: lease_ttl.saturating_sub(start.elapsed()),
             handle: Handle::Etcd { lease: id },
+            kind: None,
         }))
     }
 
