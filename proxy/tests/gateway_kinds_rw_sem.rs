@@ -424,3 +424,46 @@ async fn bad_arguments_are_refused_with_the_command_and_reason() {
         .await
         .is_some());
 }
+
+#[tokio::test]
+async fn semaphore_waiters_on_one_gateway_get_permits_in_arrival_order() {
+    let cluster = Cluster::start(3);
+    let gw = start_gateway(test_config(&cluster)).await;
+    let addr = gw.local_addr();
+    let mut holder = client(addr).await;
+    let g = grant(&mut holder, &["SEM.ACQUIRE", "fifo-sem", "1", "10000"]).await;
+    let held = owner(&g);
+    let queue = lockgate::lock::semaphore::sem_keys(gw.engine(), b"fifo-sem").signal;
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..4usize {
+        let order = order.clone();
+        let mut c = client(addr).await;
+        tasks.push(tokio::spawn(async move {
+            let g = grant(
+                &mut c,
+                &["SEM.ACQUIRE", "fifo-sem", "1", "10000", "WAIT", "20000"],
+            )
+            .await;
+            let o = owner(&g);
+            order.lock().expect("order").push(i);
+            assert_eq!(int(&mut c, &["SEM.RELEASE", "fifo-sem", &o]).await, 1);
+        }));
+        // Waiter i is queued before waiter i + 1 is sent.
+        let engine = gw.engine().clone();
+        let q = queue.clone();
+        assert!(
+            support::wait_until(Duration::from_secs(5), || engine.fair().queued(&q) == i + 1).await,
+            "waiter {i} never queued"
+        );
+    }
+    assert_eq!(
+        int(&mut holder, &["SEM.RELEASE", "fifo-sem", &held]).await,
+        1
+    );
+    for t in tasks {
+        t.await.expect("waiter");
+    }
+    assert_eq!(*order.lock().expect("order"), vec![0, 1, 2, 3]);
+    assert_eq!(gw.engine().fair().keys(), 0, "queues are pruned");
+}
