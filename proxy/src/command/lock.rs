@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{is, not_an_integer, parse_i64, wrong_args};
+use super::args::{acquire_options, key_only, key_owner, key_owner_ttl, millis, AcquireOptions};
+use super::{is, wrong_args};
 use crate::resp::Reply;
 
 /// A parsed native lock command.
@@ -83,16 +84,6 @@ impl LockCmd {
     }
 }
 
-fn millis(arg: &[u8], what: &str, cmd: &str) -> Result<Duration, Reply> {
-    match parse_i64(arg) {
-        Some(v) if v > 0 => Ok(Duration::from_millis(v.unsigned_abs())),
-        Some(_) => Err(Reply::error(format!(
-            "ERR invalid {what} in '{cmd}' command: must be a positive number of milliseconds"
-        ))),
-        None => Err(not_an_integer()),
-    }
-}
-
 /// Classifies a `LOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<LockCmd>, Reply> {
     if is(name, "LOCK.ACQUIRE") || is(name, "RLOCK.ACQUIRE") {
@@ -106,42 +97,12 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<LockCmd>, Reply> {
             return Err(wrong_args(cmd));
         }
         let ttl = millis(&args[2], "ttl", cmd)?;
-        let mut owner = None;
-        let mut wait = None;
-        let mut keepalive = false;
-        let mut i = 3;
-        while i < args.len() {
-            let opt = &args[i];
-            if is(opt, "KEEPALIVE") && !keepalive && !reentrant {
-                keepalive = true;
-                i += 1;
-                continue;
-            }
-            let Some(val) = args.get(i + 1) else {
-                return Err(Reply::error("ERR syntax error"));
-            };
-            if is(opt, "OWNER") && owner.is_none() {
-                if val.is_empty() {
-                    return Err(Reply::error(format!(
-                        "ERR invalid owner in '{cmd}' command: must not be empty"
-                    )));
-                }
-                owner = Some(val.clone());
-            } else if is(opt, "WAIT") && wait.is_none() {
-                match parse_i64(val) {
-                    Some(v) if v >= 0 => wait = Some(Duration::from_millis(v.unsigned_abs())),
-                    Some(_) => {
-                        return Err(Reply::error(format!(
-                            "ERR invalid wait in '{cmd}' command: must not be negative"
-                        )))
-                    }
-                    None => return Err(not_an_integer()),
-                }
-            } else {
-                return Err(Reply::error("ERR syntax error"));
-            }
-            i += 2;
-        }
+        // Reentrant holds are renewed by their owner, not by the gateway.
+        let AcquireOptions {
+            owner,
+            wait,
+            keepalive,
+        } = acquire_options(&args[3..], cmd, !reentrant)?;
         if reentrant {
             // Reentrancy is by owner: a random one could never re-enter.
             let Some(owner) = owner else {
@@ -165,58 +126,28 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<LockCmd>, Reply> {
         }));
     }
     if is(name, "LOCK.RELEASE") {
-        if args.len() != 3 {
-            return Err(wrong_args("lock.release"));
-        }
-        return Ok(Some(LockCmd::Release {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-        }));
+        let (key, owner) = key_owner(args, "lock.release")?;
+        return Ok(Some(LockCmd::Release { key, owner }));
     }
     if is(name, "LOCK.EXTEND") {
-        if args.len() != 4 {
-            return Err(wrong_args("lock.extend"));
-        }
-        return Ok(Some(LockCmd::Extend {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-            ttl: millis(&args[3], "ttl", "lock.extend")?,
-        }));
+        let (key, owner, ttl) = key_owner_ttl(args, "lock.extend")?;
+        return Ok(Some(LockCmd::Extend { key, owner, ttl }));
     }
     if is(name, "LOCK.STATUS") {
-        if args.len() != 2 {
-            return Err(wrong_args("lock.status"));
-        }
-        return Ok(Some(LockCmd::Status {
-            key: args[1].clone(),
-        }));
+        let key = key_only(args, "lock.status")?;
+        return Ok(Some(LockCmd::Status { key }));
     }
     if is(name, "RLOCK.RELEASE") {
-        if args.len() != 3 {
-            return Err(wrong_args("rlock.release"));
-        }
-        return Ok(Some(LockCmd::RRelease {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-        }));
+        let (key, owner) = key_owner(args, "rlock.release")?;
+        return Ok(Some(LockCmd::RRelease { key, owner }));
     }
     if is(name, "RLOCK.EXTEND") {
-        if args.len() != 4 {
-            return Err(wrong_args("rlock.extend"));
-        }
-        return Ok(Some(LockCmd::RExtend {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-            ttl: millis(&args[3], "ttl", "rlock.extend")?,
-        }));
+        let (key, owner, ttl) = key_owner_ttl(args, "rlock.extend")?;
+        return Ok(Some(LockCmd::RExtend { key, owner, ttl }));
     }
     if is(name, "RLOCK.STATUS") {
-        if args.len() != 2 {
-            return Err(wrong_args("rlock.status"));
-        }
-        return Ok(Some(LockCmd::RStatus {
-            key: args[1].clone(),
-        }));
+        let key = key_only(args, "rlock.status")?;
+        return Ok(Some(LockCmd::RStatus { key }));
     }
     Ok(None)
 }

@@ -9,6 +9,7 @@
 //! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
 //!   send them.
 
+mod args;
 pub mod dropin;
 pub mod local;
 pub mod lock;

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{is, not_an_integer, parse_i64, wrong_args};
+use super::args::{acquire_options, key_only, key_owner, key_owner_ttl, millis};
+use super::{is, wrong_args};
 use crate::lock::rwlock::RwMode;
 use crate::resp::Reply;
 
@@ -68,54 +69,6 @@ impl RwCmd {
     }
 }
 
-/// A positive number of milliseconds.
-pub(crate) fn millis(arg: &[u8], what: &str, cmd: &str) -> Result<Duration, Reply> {
-    match parse_i64(arg) {
-        Some(v) if v > 0 => Ok(Duration::from_millis(v.unsigned_abs())),
-        Some(_) => Err(Reply::error(format!(
-            "ERR invalid {what} in '{cmd}' command: must be a positive number of milliseconds"
-        ))),
-        None => Err(not_an_integer()),
-    }
-}
-
-/// `[OWNER value] [WAIT ms]` in any order and case, each at most once.
-pub(crate) fn acquire_options(
-    opts: &[Bytes],
-    cmd: &str,
-) -> Result<(Option<Bytes>, Option<Duration>), Reply> {
-    let (mut owner, mut wait) = (None, None);
-    let mut i = 0;
-    while i < opts.len() {
-        let Some(val) = opts.get(i + 1) else {
-            return Err(Reply::error("ERR syntax error"));
-        };
-        let opt = &opts[i];
-        if is(opt, "OWNER") && owner.is_none() {
-            if val.is_empty() {
-                return Err(Reply::error(format!(
-                    "ERR invalid owner in '{cmd}' command: must not be empty"
-                )));
-            }
-            owner = Some(val.clone());
-        } else if is(opt, "WAIT") && wait.is_none() {
-            match parse_i64(val) {
-                Some(v) if v >= 0 => wait = Some(Duration::from_millis(v.unsigned_abs())),
-                Some(_) => {
-                    return Err(Reply::error(format!(
-                        "ERR invalid wait in '{cmd}' command: must not be negative"
-                    )))
-                }
-                None => return Err(not_an_integer()),
-            }
-        } else {
-            return Err(Reply::error("ERR syntax error"));
-        }
-        i += 2;
-    }
-    Ok((owner, wait))
-}
-
 /// Classifies an `RWLOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
     for (kw, mode, cmd) in [
@@ -127,42 +80,27 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
                 return Err(wrong_args(cmd));
             }
             let ttl = millis(&args[2], "ttl", cmd)?;
-            let (owner, wait) = acquire_options(&args[3..], cmd)?;
+            let o = acquire_options(&args[3..], cmd, false)?;
             return Ok(Some(RwCmd::Acquire {
                 key: args[1].clone(),
                 mode,
                 ttl,
-                owner,
-                wait,
+                owner: o.owner,
+                wait: o.wait,
             }));
         }
     }
     if is(name, "RWLOCK.RELEASE") {
-        if args.len() != 3 {
-            return Err(wrong_args("rwlock.release"));
-        }
-        return Ok(Some(RwCmd::Release {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-        }));
+        let (key, owner) = key_owner(args, "rwlock.release")?;
+        return Ok(Some(RwCmd::Release { key, owner }));
     }
     if is(name, "RWLOCK.EXTEND") {
-        if args.len() != 4 {
-            return Err(wrong_args("rwlock.extend"));
-        }
-        return Ok(Some(RwCmd::Extend {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-            ttl: millis(&args[3], "ttl", "rwlock.extend")?,
-        }));
+        let (key, owner, ttl) = key_owner_ttl(args, "rwlock.extend")?;
+        return Ok(Some(RwCmd::Extend { key, owner, ttl }));
     }
     if is(name, "RWLOCK.STATUS") {
-        if args.len() != 2 {
-            return Err(wrong_args("rwlock.status"));
-        }
-        return Ok(Some(RwCmd::Status {
-            key: args[1].clone(),
-        }));
+        let key = key_only(args, "rwlock.status")?;
+        return Ok(Some(RwCmd::Status { key }));
     }
     Ok(None)
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::rwlock::{acquire_options, millis};
+use super::args::{acquire_options, key_only, key_owner, key_owner_ttl, millis};
 use super::{is, not_an_integer, parse_i64, wrong_args};
 use crate::lock::semaphore::MAX_PERMITS;
 use crate::resp::Reply;
@@ -71,41 +71,26 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
             None => return Err(not_an_integer()),
         };
         let ttl = millis(&args[3], "ttl", "sem.acquire")?;
-        let (owner, wait) = acquire_options(&args[4..], "sem.acquire")?;
+        let o = acquire_options(&args[4..], "sem.acquire", false)?;
         return Ok(Some(SemCmd::Acquire {
             key: args[1].clone(),
             permits,
             ttl,
-            owner,
-            wait,
+            owner: o.owner,
+            wait: o.wait,
         }));
     }
     if is(name, "SEM.RELEASE") {
-        if args.len() != 3 {
-            return Err(wrong_args("sem.release"));
-        }
-        return Ok(Some(SemCmd::Release {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-        }));
+        let (key, owner) = key_owner(args, "sem.release")?;
+        return Ok(Some(SemCmd::Release { key, owner }));
     }
     if is(name, "SEM.EXTEND") {
-        if args.len() != 4 {
-            return Err(wrong_args("sem.extend"));
-        }
-        return Ok(Some(SemCmd::Extend {
-            key: args[1].clone(),
-            owner: args[2].clone(),
-            ttl: millis(&args[3], "ttl", "sem.extend")?,
-        }));
+        let (key, owner, ttl) = key_owner_ttl(args, "sem.extend")?;
+        return Ok(Some(SemCmd::Extend { key, owner, ttl }));
     }
     if is(name, "SEM.STATUS") {
-        if args.len() != 2 {
-            return Err(wrong_args("sem.status"));
-        }
-        return Ok(Some(SemCmd::Status {
-            key: args[1].clone(),
-        }));
+        let key = key_only(args, "sem.status")?;
+        return Ok(Some(SemCmd::Status { key }));
     }
     Ok(None)
 }
