@@ -49,7 +49,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
     /// Sections to leave out: overhead, redlock, degraded, connections, tls,
-    /// etcd.
+    /// etcd, kinds.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Run only these sections (same names as --skip), e.g. `--only etcd`.
