@@ -628,35 +628,8 @@ impl Engine {
             }
         }
         Self::drain(futs);
-        let outcome = if yes >= self.q {
-            let new_ttl = Duration::from_millis(u64::try_from(new_ttl_ms).unwrap_or(0));
-            let until = start
-                + new_ttl.saturating_sub(drift(
-                    new_ttl,
-                    self.cfg.drift_factor,
-                    self.cfg.drift_constant,
-                ));
-            match remaining(until, Instant::now()) {
-                Some(left) => ExtendOutcome::Extended { validity: left },
-                None => ExtendOutcome::Expired,
-            }
-        } else if yes + no >= self.q {
-            ExtendOutcome::NotHeld
-        } else {
-            ExtendOutcome::NoQuorum {
-                voted: yes + no,
-                needed: self.q,
-            }
-        };
-        let o = match outcome {
-            ExtendOutcome::Extended { .. } => Outcome::Granted,
-            ExtendOutcome::NotHeld => Outcome::Busy,
-            ExtendOutcome::Expired => Outcome::ExpiredInFlight,
-            ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-        };
-        self.metrics
-            .lock_op(Op::Extend, o, start.elapsed().as_secs_f64());
-        outcome
+        let new_ttl = Duration::from_millis(u64::try_from(new_ttl_ms).unwrap_or(0));
+        self.extend_outcome(Op::Extend, start, new_ttl, yes, no)
     }
 
     /// A quorum read: the owner and token that `q` masters agree on, with the
@@ -741,6 +714,70 @@ impl Engine {
 pub(super) fn settled(yes: usize, no: usize, failed: usize, asked: usize, q: usize) -> bool {
     let outstanding = asked.saturating_sub(yes + no + failed);
     yes >= q || (yes + outstanding < q && yes + no >= q) || yes + no + outstanding < q
+}
+
+/// Counts the votes of a compare-and-* script whose reply is an integer
+/// (above 0: done on that master, 0: not held there) until [`settled`];
+/// returns `(yes, no)`. Requests still in flight are left in `futs`.
+pub(super) async fn count_yes_no<F>(
+    futs: &mut FuturesUnordered<F>,
+    asked: usize,
+    q: usize,
+) -> (usize, usize)
+where
+    F: std::future::Future<Output = Vote>,
+{
+    let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
+    while let Some((_, reply)) = futs.next().await {
+        match reply {
+            Ok(Value::Int(n)) if n > 0 => yes += 1,
+            Ok(Value::Int(_)) => no += 1,
+            _ => failed += 1,
+        }
+        if settled(yes, no, failed, asked, q) {
+            break;
+        }
+    }
+    (yes, no)
+}
+
+impl Engine {
+    /// The outcome of an extend that `yes` masters accepted and `no`
+    /// refused, each setting its expiry to its own now + `ttl`, that now
+    /// being no earlier than `start`; recorded under `op`.
+    pub(super) fn extend_outcome(
+        &self,
+        op: Op,
+        start: Instant,
+        ttl: Duration,
+        yes: usize,
+        no: usize,
+    ) -> ExtendOutcome {
+        let q = self.q;
+        let outcome = if yes >= q {
+            let until = start
+                + ttl.saturating_sub(drift(ttl, self.cfg.drift_factor, self.cfg.drift_constant));
+            match remaining(until, Instant::now()) {
+                Some(left) => ExtendOutcome::Extended { validity: left },
+                None => ExtendOutcome::Expired,
+            }
+        } else if yes + no >= q {
+            ExtendOutcome::NotHeld
+        } else {
+            ExtendOutcome::NoQuorum {
+                voted: yes + no,
+                needed: q,
+            }
+        };
+        let o = match outcome {
+            ExtendOutcome::Extended { .. } => Outcome::Granted,
+            ExtendOutcome::NotHeld => Outcome::Busy,
+            ExtendOutcome::Expired => Outcome::ExpiredInFlight,
+            ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
+        };
+        self.metrics.lock_op(op, o, start.elapsed().as_secs_f64());
+        outcome
+    }
 }
 
 enum MasterView {

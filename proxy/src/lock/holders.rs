@@ -26,10 +26,10 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::engine::{parse_code_pair, settled, Engine};
+use super::engine::{count_yes_no, parse_code_pair, Engine};
 use super::keys::hash_tag;
 use super::quorum::{Decision, Tally};
-use super::validity::{drift, remaining, valid_until};
+use super::validity::{remaining, valid_until};
 use super::{ExtendOutcome, Grant, ReleaseOutcome};
 use crate::fence::FencingToken;
 use crate::master::{MasterError, Value};
@@ -483,17 +483,7 @@ impl Engine {
             start + self.timeout(),
             false,
         );
-        let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
-        while let Some((_, reply)) = futs.next().await {
-            match reply {
-                Ok(Value::Int(n)) if n > 0 => yes += 1,
-                Ok(Value::Int(_)) => no += 1,
-                _ => failed += 1,
-            }
-            if settled(yes, no, failed, asked, self.quorum()) {
-                break;
-            }
-        }
+        let (yes, no) = count_yes_no(&mut futs, asked, self.quorum()).await;
         Self::drain(futs);
         let q = self.quorum();
         let outcome = if yes >= q {
@@ -542,45 +532,9 @@ impl Engine {
             start + self.timeout(),
             true,
         );
-        let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
-        while let Some((_, reply)) = futs.next().await {
-            match reply {
-                Ok(Value::Int(n)) if n > 0 => yes += 1,
-                Ok(Value::Int(_)) => no += 1,
-                _ => failed += 1,
-            }
-            if settled(yes, no, failed, asked, self.quorum()) {
-                break;
-            }
-        }
+        let (yes, no) = count_yes_no(&mut futs, asked, self.quorum()).await;
         Self::drain(futs);
-        let q = self.quorum();
-        let cfg = self.config();
-        let outcome = if yes >= q {
-            // Every master that accepted set its expiry to now + ttl, its
-            // "now" being no earlier than `start`.
-            let until =
-                start + ttl.saturating_sub(drift(ttl, cfg.drift_factor, cfg.drift_constant));
-            match remaining(until, Instant::now()) {
-                Some(left) => ExtendOutcome::Extended { validity: left },
-                None => ExtendOutcome::Expired,
-            }
-        } else if yes + no >= q {
-            ExtendOutcome::NotHeld
-        } else {
-            ExtendOutcome::NoQuorum {
-                voted: yes + no,
-                needed: q,
-            }
-        };
-        let o = match outcome {
-            ExtendOutcome::Extended { .. } => Outcome::Granted,
-            ExtendOutcome::NotHeld => Outcome::Busy,
-            ExtendOutcome::Expired => Outcome::ExpiredInFlight,
-            ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-        };
-        self.metrics().lock_op(op, o, start.elapsed().as_secs_f64());
-        outcome
+        self.extend_outcome(op, start, ttl, yes, no)
     }
 
     /// A quorum read of the holders: a holder is reported when `q` masters

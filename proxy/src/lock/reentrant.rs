@@ -39,10 +39,10 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::engine::settled;
+use super::engine::{count_yes_no, settled};
 use super::keys::{fence_key, holds_key};
 use super::quorum::{Decision, Tally};
-use super::validity::{drift, remaining, valid_until};
+use super::validity::{remaining, valid_until};
 use super::{Engine, ExtendOutcome, Grant};
 use crate::fence::FencingToken;
 use crate::master::{MasterError, Value};
@@ -533,43 +533,9 @@ impl Engine {
         let scripts = self.scripts().clone();
         let (asked, mut futs) =
             self.fan_out_script(&scripts.rextend, keys, args, start + self.timeout(), true);
-        let (mut yes, mut no, mut failed) = (0usize, 0usize, 0usize);
-        while let Some((_, reply)) = futs.next().await {
-            match reply {
-                Ok(Value::Int(n)) if n > 0 => yes += 1,
-                Ok(Value::Int(_)) => no += 1,
-                _ => failed += 1,
-            }
-            if settled(yes, no, failed, asked, q) {
-                break;
-            }
-        }
+        let (yes, no) = count_yes_no(&mut futs, asked, q).await;
         Self::drain(futs);
-        let cfg = self.config();
-        let out = if yes >= q {
-            let until =
-                start + ttl.saturating_sub(drift(ttl, cfg.drift_factor, cfg.drift_constant));
-            match remaining(until, Instant::now()) {
-                Some(left) => ExtendOutcome::Extended { validity: left },
-                None => ExtendOutcome::Expired,
-            }
-        } else if yes + no >= q {
-            ExtendOutcome::NotHeld
-        } else {
-            ExtendOutcome::NoQuorum {
-                voted: yes + no,
-                needed: q,
-            }
-        };
-        let o = match out {
-            ExtendOutcome::Extended { .. } => Outcome::Granted,
-            ExtendOutcome::NotHeld => Outcome::Busy,
-            ExtendOutcome::Expired => Outcome::ExpiredInFlight,
-            ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-        };
-        self.metrics()
-            .lock_op(Op::Extend, o, start.elapsed().as_secs_f64());
-        out
+        self.extend_outcome(Op::Extend, start, ttl, yes, no)
     }
 
     /// `RLOCK.STATUS`: the reentrant holder a quorum agrees on, with the
