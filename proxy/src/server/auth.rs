@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::connection::ConnState;
+use super::state::{ConnState, Penalty};
 use super::Shared;
 use crate::acl::{self, AuthError};
 use crate::command::Request;
@@ -43,13 +43,6 @@ pub fn preauth_limits(l: &Limits) -> Limits {
         max_inline_bytes: l.max_inline_bytes.min(16 * 1024),
         ..l.clone()
     }
-}
-
-/// What a failed attempt costs the connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Penalty {
-    pub delay: Duration,
-    pub close: bool,
 }
 
 /// The penalty of a connection's `n`-th failure (1-based).

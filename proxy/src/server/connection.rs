@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt, Shared as SharedFut};
@@ -31,56 +31,21 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
+use super::auth;
 use super::exec::{self, Response};
 use super::limits::{output_over_limit, Expired, Watch};
+use super::state::{ClientEntry, ConnState};
 use super::{local, Shared};
 use crate::command::{self, Local, Request};
+use crate::config::Limits;
 use crate::lock::keepalive::KeepAlives;
 use crate::metrics::Limit;
 use crate::resp::{parse_request, Protocol, Reply};
 
-/// What `CLIENT LIST` and `CLIENT INFO` show of a connection.
-#[derive(Debug)]
-pub struct ClientEntry {
-    pub id: u64,
-    pub addr: SocketAddr,
-    pub created: Instant,
-    /// Came in through the TLS listener.
-    pub tls: bool,
-    pub meta: Mutex<ClientMeta>,
-}
-
-/// The mutable part of [`ClientEntry`], written only by its own connection.
-#[derive(Debug, Default, Clone)]
-pub struct ClientMeta {
-    pub name: Option<Bytes>,
-    pub lib_name: Option<Bytes>,
-    pub lib_ver: Option<Bytes>,
-    pub resp: u8,
-    pub last_cmd: &'static str,
-}
-
-/// Per-connection protocol state.
-pub struct ConnState {
-    pub id: u64,
-    pub proto: Protocol,
-    pub authed: bool,
-    /// The user the connection authenticated as; `None` is the default
-    /// user of a gateway without authentication.
-    pub user: Option<String>,
-    /// Failed AUTH attempts on this connection (see [`super::auth`]).
-    pub auth_failures: u32,
-    /// Set by a failed AUTH: how its reply is delayed, and whether the
-    /// connection closes after it.
-    pub auth_penalty: Option<super::auth::Penalty>,
-    /// `LOCK.TOKENS ON`: RESP3 `SET NX` grants carry their token.
-    pub token_attribute: bool,
-    pub entry: Arc<ClientEntry>,
-    /// Locks this connection keeps alive; dropped (and released) with it.
-    pub keepalive: Arc<KeepAlives>,
-}
-
 type Done = SharedFut<oneshot::Receiver<()>>;
+
+/// A started request: its reply, and the protocol to encode it in.
+type Pending = BoxFuture<'static, (Response, Protocol)>;
 
 /// Serves one client until it quits, breaks the protocol, disconnects, or
 /// the gateway drains.
@@ -96,16 +61,7 @@ pub async fn run<S>(
 {
     let span = info_span!("conn", id, peer = %peer);
     async move {
-        let entry = Arc::new(ClientEntry {
-            id,
-            addr: peer,
-            created: Instant::now(),
-            tls,
-            meta: Mutex::new(ClientMeta {
-                resp: 2,
-                ..ClientMeta::default()
-            }),
-        });
+        let entry = Arc::new(ClientEntry::new(id, peer, tls));
         shared.clients.insert(id, entry.clone());
         shared.metrics.client_connections.inc();
         let result = serve(sock, &shared, entry, shutdown).await;
@@ -119,6 +75,8 @@ pub async fn run<S>(
     .await
 }
 
+/// The select loop of one connection: start what was read, write what is
+/// answered, read more, and watch the deadlines, until the connection ends.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     sock: S,
     shared: &Arc<Shared>,
@@ -126,162 +84,249 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = tokio::io::split(sock);
-    let limits = shared.config().limits.clone();
-    let preauth = super::auth::preauth_limits(&limits);
-    let mut watch = Watch::new(&limits, Instant::now());
-    // Small to start: most connections are idle most of the time (a pool
-    // of 10,000 idle clients should cost little), and both buffers grow on
-    // demand; the read side reserves READ_CHUNK before each read.
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    // Replies not yet written. Reading goes on while they wait, as in
-    // Redis, so this is bounded by limits.max_output_buffer_bytes instead
-    // of by blocking: a client that never reads is disconnected.
-    let mut wbuf = BytesMut::new();
-    // Bytes handed to the stream but maybe not yet on the socket: a TLS
-    // stream can hold its last records when the socket pushed back, and
-    // nothing else would write them out. A no-op flush on TCP.
-    let mut unflushed = false;
-    let mut inflight: FuturesOrdered<BoxFuture<'static, (Response, Protocol)>> =
-        FuturesOrdered::new();
-    let mut chains: HashMap<Bytes, Done> = HashMap::new();
     let (keepalive, mut pushes) = KeepAlives::new(shared.engine.clone());
-    let mut state = ConnState {
-        id: entry.id,
-        proto: Protocol::Resp2,
-        authed: !crate::acl::required(&shared.config()),
-        user: None,
-        auth_failures: 0,
-        auth_penalty: None,
-        token_attribute: false,
-        entry,
-        keepalive,
-    };
-    // Set once no more requests will be read: after QUIT, a protocol error,
-    // the client's EOF, or shutdown. Replies already owed are still written.
-    let mut closing = false;
-    let mut quit_after_flush = false;
-
+    let mut c = Conn::new(shared, entry, keepalive);
     loop {
-        let mut parsed_any = false;
-        let mut waiting = false;
-        while !closing && inflight.len() < limits.max_pipeline {
-            let lim = if state.authed { &limits } else { &preauth };
-            match parse_request(&mut rbuf, lim) {
-                Ok(Some(args)) => {
-                    parsed_any = true;
-                    let (fut, close) = dispatch(shared, &mut state, &mut chains, args);
-                    inflight.push_back(fut);
-                    if close {
-                        closing = true;
-                    }
-                }
-                Ok(None) => {
-                    waiting = !rbuf.is_empty();
-                    break;
-                }
-                Err(e) => {
-                    shared.metrics.protocol_errors.inc();
-                    if let Some(l) = e.limit() {
-                        shared.metrics.limit_hit(l);
-                    }
-                    protocol_error(&mut inflight, format!("ERR {e}"), state.proto);
-                    closing = true;
-                }
-            }
-        }
-        watch.after_parse(parsed_any, waiting && !closing, Instant::now());
-        if (quit_after_flush || (closing && inflight.is_empty())) && wbuf.is_empty() && !unflushed {
+        c.start_buffered();
+        if c.finished() {
             break;
         }
-        // A connection that keeps locks alive is never idle: closing it
-        // would release them.
-        let busy =
-            !inflight.is_empty() || !wbuf.is_empty() || unflushed || !state.keepalive.is_empty();
-        let deadline = watch.next_deadline(busy);
-        let can_read = !closing && !quit_after_flush && inflight.len() < limits.max_pipeline;
+        let deadline = c.watch.next_deadline(c.busy());
+        let can_read = c.can_read();
         tokio::select! {
             biased;
-            Some((resp, proto)) = inflight.next(), if !inflight.is_empty() => {
-                quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
-                // Batch every reply that is already done into one write.
-                while let Some(Some((resp, proto))) = inflight.next().now_or_never() {
-                    quit_after_flush |= exec::finish(shared, resp, proto, &mut wbuf);
-                }
-                if output_over_limit(wbuf.len(), &limits) {
-                    shared.metrics.limit_hit(Limit::MaxOutputBuffer);
-                    debug!(pending = wbuf.len(), "output buffer limit reached; disconnecting");
+            Some(first) = c.inflight.next(), if !c.inflight.is_empty() => {
+                if !c.take_replies(first) {
                     return Ok(());
                 }
-                watch.on_output(!wbuf.is_empty(), 0, Instant::now());
-                if inflight.is_empty() && chains.len() > 64 {
-                    chains.clear();
-                }
             }
-            r = write_or_flush(&mut wr, &wbuf), if !wbuf.is_empty() || unflushed => {
-                let n = r?;
-                if wbuf.is_empty() {
-                    unflushed = false;
-                    watch.on_output(false, 0, Instant::now());
-                } else {
-                    if n == 0 {
-                        return Err(std::io::ErrorKind::WriteZero.into());
-                    }
-                    wbuf.advance(n);
-                    unflushed = true;
-                    // Progress: the stall clock restarts, and a buffer
-                    // written out counts as activity for the idle clock.
-                    // The flush that follows is not timed: nothing waits
-                    // on it, and `busy` keeps the idle clock off meanwhile.
-                    watch.on_output(!wbuf.is_empty(), n, Instant::now());
-                }
+            r = write_or_flush(&mut wr, &c.wbuf), if !c.wbuf.is_empty() || c.unflushed => {
+                c.wrote(r?)?;
             }
-            r = read_some(&mut rd, &mut rbuf), if can_read => {
+            r = read_some(&mut rd, &mut c.rbuf), if can_read => {
                 if r? == 0 {
-                    closing = true;
+                    c.closing = true;
                 } else {
-                    watch.on_read(Instant::now());
+                    c.watch.on_read(Instant::now());
                 }
             }
-            _ = shutdown.cancelled(), if !closing => {
-                closing = true;
+            _ = shutdown.cancelled(), if !c.closing => {
+                c.closing = true;
             }
             // Out-of-band pushes (a keepalive lock lost) go out between
             // replies, whole: wbuf only ever holds complete replies. RESP2
             // connections learn through LOCK.STATUS.
             Some(push) = pushes.recv() => {
-                if state.proto == Protocol::Resp3 {
-                    push.encode(state.proto, &mut wbuf);
-                    watch.on_output(true, 0, Instant::now());
+                if c.state.proto == Protocol::Resp3 {
+                    push.encode(c.state.proto, &mut c.wbuf);
+                    c.watch.on_output(true, 0, Instant::now());
                 }
             }
             () = sleep_until_some(deadline) => {
                 let Some((_, why)) = deadline else { continue };
-                shared.metrics.limit_hit(why.limit());
-                match why {
-                    Expired::PartialFrame => {
-                        debug!("partial request deadline passed; closing");
-                        let ms = limits.partial_frame_timeout.unwrap_or_default().as_millis();
-                        protocol_error(
-                            &mut inflight,
-                            format!(
-                                "ERR Protocol error: request not completed within {ms} ms \
-                                 (limits.partial_frame_timeout_ms)"
-                            ),
-                            state.proto,
-                        );
-                        rbuf.clear();
-                        closing = true;
-                    }
-                    Expired::Idle | Expired::WriteStall => {
-                        debug!(?why, "connection limit reached; disconnecting");
-                        return Ok(());
-                    }
+                if !c.expired(why) {
+                    return Ok(());
                 }
             }
         }
     }
     let _ = wr.shutdown().await;
     Ok(())
+}
+
+/// Everything one connection holds between reads: its protocol state, its
+/// buffers, the requests in flight and the deadlines running.
+struct Conn<'a> {
+    shared: &'a Arc<Shared>,
+    limits: Limits,
+    /// The tighter limits in force until the connection authenticates.
+    preauth: Limits,
+    state: ConnState,
+    watch: Watch,
+    /// Bytes read and not yet parsed into a request.
+    rbuf: BytesMut,
+    /// Replies not yet written. Reading goes on while they wait, as in
+    /// Redis, so this is bounded by limits.max_output_buffer_bytes instead
+    /// of by blocking: a client that never reads is disconnected.
+    wbuf: BytesMut,
+    /// Bytes handed to the stream but maybe not yet on the socket: a TLS
+    /// stream can hold its last records when the socket pushed back, and
+    /// nothing else would write them out. A no-op flush on TCP.
+    unflushed: bool,
+    /// Requests started and not yet answered, in request order.
+    inflight: FuturesOrdered<Pending>,
+    /// The last request started on each key, which the next one on that
+    /// key waits for.
+    chains: HashMap<Bytes, Done>,
+    /// Set once no more requests will be read: after QUIT, a protocol error,
+    /// the client's EOF, or shutdown. Replies already owed are still written.
+    closing: bool,
+    /// QUIT was answered: close once its reply is on the socket.
+    quit_after_flush: bool,
+}
+
+// === impl Conn ===
+
+impl<'a> Conn<'a> {
+    fn new(shared: &'a Arc<Shared>, entry: Arc<ClientEntry>, keepalive: Arc<KeepAlives>) -> Self {
+        let limits = shared.config().limits.clone();
+        let authed = !crate::acl::required(&shared.config());
+        Conn {
+            shared,
+            preauth: auth::preauth_limits(&limits),
+            watch: Watch::new(&limits, Instant::now()),
+            limits,
+            state: ConnState::new(entry, keepalive, authed),
+            // Small to start: most connections are idle most of the time (a
+            // pool of 10,000 idle clients should cost little), and both
+            // buffers grow on demand; the read side reserves READ_CHUNK
+            // before each read.
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::new(),
+            unflushed: false,
+            inflight: FuturesOrdered::new(),
+            chains: HashMap::new(),
+            closing: false,
+            quit_after_flush: false,
+        }
+    }
+
+    /// Parses and starts every complete request buffered, up to the
+    /// pipeline limit, then tells the watch what was found.
+    fn start_buffered(&mut self) {
+        let mut parsed_any = false;
+        let mut waiting = false;
+        while !self.closing && self.inflight.len() < self.limits.max_pipeline {
+            let lim = if self.state.authed {
+                &self.limits
+            } else {
+                &self.preauth
+            };
+            match parse_request(&mut self.rbuf, lim) {
+                Ok(Some(args)) => {
+                    parsed_any = true;
+                    let (fut, close) =
+                        dispatch(self.shared, &mut self.state, &mut self.chains, args);
+                    self.inflight.push_back(fut);
+                    if close {
+                        self.closing = true;
+                    }
+                }
+                Ok(None) => {
+                    waiting = !self.rbuf.is_empty();
+                    break;
+                }
+                Err(e) => {
+                    self.shared.metrics.protocol_errors.inc();
+                    if let Some(l) = e.limit() {
+                        self.shared.metrics.limit_hit(l);
+                    }
+                    protocol_error(&mut self.inflight, format!("ERR {e}"), self.state.proto);
+                    self.closing = true;
+                }
+            }
+        }
+        self.watch
+            .after_parse(parsed_any, waiting && !self.closing, Instant::now());
+    }
+
+    /// Whether the connection is over: nothing more will be read and every
+    /// reply owed is on the socket.
+    fn finished(&self) -> bool {
+        (self.quit_after_flush || (self.closing && self.inflight.is_empty()))
+            && self.wbuf.is_empty()
+            && !self.unflushed
+    }
+
+    /// Whether the idle clock must stay off. A connection that keeps locks
+    /// alive is never idle: closing it would release them.
+    fn busy(&self) -> bool {
+        !self.inflight.is_empty()
+            || !self.wbuf.is_empty()
+            || self.unflushed
+            || !self.state.keepalive.is_empty()
+    }
+
+    fn can_read(&self) -> bool {
+        !self.closing && !self.quit_after_flush && self.inflight.len() < self.limits.max_pipeline
+    }
+
+    /// Encodes `first` and every later reply already done into the output
+    /// buffer, so they leave in one write. `false` when the buffer is over
+    /// its limit and the connection must be dropped.
+    fn take_replies(&mut self, first: (Response, Protocol)) -> bool {
+        let (resp, proto) = first;
+        self.quit_after_flush |= exec::finish(self.shared, resp, proto, &mut self.wbuf);
+        while let Some(Some((resp, proto))) = self.inflight.next().now_or_never() {
+            self.quit_after_flush |= exec::finish(self.shared, resp, proto, &mut self.wbuf);
+        }
+        if output_over_limit(self.wbuf.len(), &self.limits) {
+            self.shared.metrics.limit_hit(Limit::MaxOutputBuffer);
+            debug!(
+                pending = self.wbuf.len(),
+                "output buffer limit reached; disconnecting"
+            );
+            return false;
+        }
+        self.watch
+            .on_output(!self.wbuf.is_empty(), 0, Instant::now());
+        if self.inflight.is_empty() && self.chains.len() > 64 {
+            self.chains.clear();
+        }
+        true
+    }
+
+    /// Accounts for `n` bytes written (0: a flush of an empty buffer).
+    fn wrote(&mut self, n: usize) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            self.unflushed = false;
+            self.watch.on_output(false, 0, Instant::now());
+        } else {
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.wbuf.advance(n);
+            self.unflushed = true;
+            // Progress: the stall clock restarts, and a buffer written out
+            // counts as activity for the idle clock. The flush that follows
+            // is not timed: nothing waits on it, and `busy` keeps the idle
+            // clock off meanwhile.
+            self.watch
+                .on_output(!self.wbuf.is_empty(), n, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Counts a deadline that passed and acts on it. `false` when the
+    /// connection must be dropped at once.
+    fn expired(&mut self, why: Expired) -> bool {
+        self.shared.metrics.limit_hit(why.limit());
+        match why {
+            Expired::PartialFrame => {
+                debug!("partial request deadline passed; closing");
+                let ms = self
+                    .limits
+                    .partial_frame_timeout
+                    .unwrap_or_default()
+                    .as_millis();
+                protocol_error(
+                    &mut self.inflight,
+                    format!(
+                        "ERR Protocol error: request not completed within {ms} ms \
+                         (limits.partial_frame_timeout_ms)"
+                    ),
+                    self.state.proto,
+                );
+                self.rbuf.clear();
+                self.closing = true;
+                true
+            }
+            Expired::Idle | Expired::WriteStall => {
+                debug!(?why, "connection limit reached; disconnecting");
+                false
+            }
+        }
+    }
 }
 
 /// Writes some of `buf`, or, once it is all written, flushes what the
@@ -297,11 +342,7 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8]) -> std::i
 }
 
 /// Queues a protocol-level error reply behind the replies already owed.
-fn protocol_error(
-    inflight: &mut FuturesOrdered<BoxFuture<'static, (Response, Protocol)>>,
-    msg: String,
-    proto: Protocol,
-) {
+fn protocol_error(inflight: &mut FuturesOrdered<Pending>, msg: String, proto: Protocol) {
     let reply = Reply::error(msg);
     inflight.push_back(async move { (Response::Reply(reply), proto) }.boxed());
 }
@@ -332,7 +373,7 @@ fn dispatch(
     state: &mut ConnState,
     chains: &mut HashMap<Bytes, Done>,
     args: Vec<Bytes>,
-) -> (BoxFuture<'static, (Response, Protocol)>, bool) {
+) -> (Pending, bool) {
     let proto_before = state.proto;
     let name = args.first().cloned().unwrap_or_default();
     shared.count_command(&name);
@@ -345,7 +386,7 @@ fn dispatch(
         Ok(r) => r,
         Err(reply) => return (ready(Response::Reply(reply), proto_before), false),
     };
-    if let Err((reply, close)) = super::auth::gate(shared, state, &args, &req) {
+    if let Err((reply, close)) = auth::gate(shared, state, &args, &req) {
         return (ready(Response::Reply(reply), proto_before), close);
     }
     match req {
@@ -398,7 +439,7 @@ fn chain(
     keys: Vec<Bytes>,
     fut: BoxFuture<'static, Response>,
     proto: Protocol,
-) -> BoxFuture<'static, (Response, Protocol)> {
+) -> Pending {
     let (tx, rx) = oneshot::channel::<()>();
     let done = rx.shared();
     let mut before = Vec::new();
@@ -421,7 +462,7 @@ fn chain(
     .boxed()
 }
 
-fn ready(resp: Response, proto: Protocol) -> BoxFuture<'static, (Response, Protocol)> {
+fn ready(resp: Response, proto: Protocol) -> Pending {
     futures::future::ready((resp, proto)).boxed()
 }
 

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::connection::ConnState;
+use super::state::ConnState;
 use super::Shared;
 use crate::command::{is, ClientSub, HelloArgs, Local};
 use crate::resp::{Protocol, Reply};

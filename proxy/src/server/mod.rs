@@ -11,16 +11,18 @@
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
 //! - [`exec`]: runs lock commands against the engine and shapes replies.
-//! - [`kinds`]: the same for read-write locks and semaphores (issue 9).
+//! - [`kinds`]: the same for read-write locks and semaphores.
 //! - `reentrant`: runs the reentrant lock commands (`RLOCK.*`).
 //! - [`auth`]: pre-auth limits, failed-AUTH rate limit, the ACL gate.
+//! - [`state`]: what the server keeps per connection (protocol state,
+//!   the `CLIENT LIST` entry), which `connection`, `local` and `auth` share.
+//! - [`limits`]: per-connection deadlines, the output cap, and the
+//!   file-descriptor cap on `max_clients`.
 //! - [`reload`]: what a live configuration reload may change.
 //!
 //! The configuration in force is held in an `ArcSwap` behind
 //! [`Shared::config`]: a reload replaces it whole, and every reader sees
 //! either the old or the new one, never a mix.
-//! - [`limits`]: per-connection deadlines, the output cap, and the
-//!   file-descriptor cap on `max_clients`.
 
 pub mod auth;
 mod compat;
@@ -31,6 +33,7 @@ pub mod limits;
 pub mod local;
 mod reentrant;
 pub mod reload;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +58,7 @@ use crate::master::{Master, MasterTlsClient};
 use crate::metrics::{Limit, Metrics};
 use crate::scripts::ScriptSet;
 
-pub use connection::ClientEntry;
+pub use state::ClientEntry;
 pub use reload::ReloadError;
 
 /// Where a reload gets its configuration: the binary re-reads the file and
