@@ -52,14 +52,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::admin::{self, Readiness};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MasterConfig};
 use crate::lock::{recovery, Engine};
 use crate::master::{Master, MasterTlsClient};
 use crate::metrics::{Limit, Metrics};
 use crate::scripts::ScriptSet;
 
-pub use state::ClientEntry;
 pub use reload::ReloadError;
+pub use state::ClientEntry;
 
 /// Where a reload gets its configuration: the binary re-reads the file and
 /// environment it started with.
@@ -153,6 +153,33 @@ pub struct Shared {
 // === impl Shared ===
 
 impl Shared {
+    /// The state of a gateway about to serve; the command counters are
+    /// resolved here, once, so counting a command never allocates.
+    fn new(
+        config: Config,
+        engine: Arc<Engine>,
+        metrics: Metrics,
+        local_addr: SocketAddr,
+        fd_room: usize,
+    ) -> Self {
+        let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
+        Shared {
+            config: ArcSwap::from_pointee(config),
+            reload_hooks: OnceLock::new(),
+            reloading: Mutex::new(()),
+            engine,
+            other_counter: metrics.command("other"),
+            metrics,
+            clients: DashMap::new(),
+            started: Instant::now(),
+            local_addr,
+            fd_room,
+            next_id: AtomicU64::new(1),
+            commands_processed: AtomicU64::new(0),
+            command_counters,
+        }
+    }
+
     /// `limits.max_clients` in force, capped by the open-files limit (INFO
     /// shows it).
     pub fn max_clients(&self) -> usize {
@@ -261,6 +288,8 @@ struct EngineReadiness {
     draining: Arc<AtomicBool>,
 }
 
+// === impl EngineReadiness ===
+
 impl Readiness for EngineReadiness {
     fn ready(&self) -> Result<(), String> {
         if self.draining.load(Ordering::Relaxed) {
@@ -282,6 +311,8 @@ impl Readiness for EngineReadiness {
 
 /// Lets the admin listener trigger and guard reloads.
 struct SharedReloader(Arc<Shared>);
+
+// === impl SharedReloader ===
 
 impl admin::Reloader for SharedReloader {
     fn reload(&self) -> Result<String, String> {
@@ -344,168 +375,70 @@ impl Gateway {
         let master_tls = config
             .master_tls_config()
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let listener = if config.listen.is_empty() {
-            None // plain port off; validation demands a TLS listener then
-        } else {
-            Some(bind(&config.listen).await?)
-        };
-        let tls_listener = match (&config.tls, server_tls) {
-            (Some(t), Some(server_config)) => Some((
-                bind(&t.listen).await?,
-                TlsListener {
-                    acceptor: TlsAcceptor::from(server_config),
-                    handshake_timeout: t.handshake_timeout,
-                },
-            )),
-            _ => None,
-        };
-        let tls_addr = tls_listener.as_ref().and_then(|(l, _)| l.local_addr().ok());
-        let local_addr = match (&listener, tls_addr) {
-            (Some(l), _) => l.local_addr().map_err(|source| StartError::Bind {
-                addr: config.listen.clone(),
-                source,
-            })?,
-            (None, Some(a)) => a,
-            (None, None) => {
-                return Err(StartError::Config(
-                    "no client listener: listen is empty and tls.listen is not set".into(),
-                ))
-            }
-        };
-        let admin_listener = if config.admin_listen.is_empty() {
-            None
-        } else {
-            Some(
-                TcpListener::bind(&config.admin_listen)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        addr: config.admin_listen.clone(),
-                        source,
-                    })?,
-            )
-        };
-        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let listeners = Listeners::bind(&config, server_tls).await?;
 
         let metrics = Metrics::new();
-        let scripts = Arc::new(ScriptSet::new());
-        let masters: Vec<Arc<Master>> = config
-            .masters
-            .iter()
-            .enumerate()
-            .map(|(i, mc)| {
-                let tls = match (&master_tls, mc.tls) {
-                    (Some(config_tls), true) => {
-                        let server_name = crate::tls::server_name(
-                            config.master_tls.server_name.as_deref(),
-                            &mc.address,
-                        )
-                        .map_err(|e| StartError::Config(e.to_string()))?;
-                        Some(MasterTlsClient {
-                            config: config_tls.clone(),
-                            server_name,
-                        })
-                    }
-                    _ => None,
-                };
-                Ok(Master::spawn(
-                    i,
-                    mc.clone(),
-                    config.master.clone(),
-                    config.limits.max_nesting,
-                    scripts.clone(),
-                    metrics.master(&mc.address),
-                    tls,
-                ))
-            })
-            .collect::<Result<_, StartError>>()?;
-        let engine = Arc::new(Engine::new(
-            masters,
-            config.lock.clone(),
-            config.master.timeout,
-            scripts,
-            metrics.clone(),
+        let engine = start_engine(&config, master_tls.as_ref(), &metrics)?;
+        let stop_background = CancellationToken::new();
+        tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
+        let fd_room = fd_room(&config);
+        let shared = Arc::new(Shared::new(
+            config,
+            engine,
+            metrics,
+            listeners.local_addr,
+            fd_room,
         ));
 
-        let stop_background = CancellationToken::new();
-        let draining = Arc::new(AtomicBool::new(false));
-        tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
+        let gateway = Gateway {
+            shared,
+            tls_addr: listeners.tls_addr,
+            admin_addr: listeners.admin_addr,
+            stop_accepting: CancellationToken::new(),
+            stop_connections: CancellationToken::new(),
+            stop_background,
+            connections: TaskTracker::new(),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        gateway.serve(listeners);
+        info!(listen = %gateway.shared.local_addr, tls_listen = ?gateway.tls_addr,
+              admin = ?gateway.admin_addr, masters = gateway.shared.engine.masters().len(),
+              quorum = gateway.shared.engine.quorum(), "lockgate started");
+        Ok(gateway)
+    }
 
-        let fd_room = limits::nofile_limit().map_or(usize::MAX, |n| {
-            limits::effective_max_clients(usize::MAX, n, config.masters.len()).0
-        });
-        let max_clients = config.limits.max_clients.min(fd_room);
-        if max_clients < config.limits.max_clients {
-            warn!(
-                configured = config.limits.max_clients,
-                effective = max_clients,
-                nofile = limits::nofile_limit().unwrap_or(0),
-                "limits.max_clients is above what the open-files limit (ulimit -n) allows; \
-                 capped"
-            );
-        }
-        let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
-        let shared = Arc::new(Shared {
-            config: ArcSwap::from_pointee(config),
-            reload_hooks: OnceLock::new(),
-            reloading: Mutex::new(()),
-            engine,
-            other_counter: metrics.command("other"),
-            metrics,
-            clients: DashMap::new(),
-            started: Instant::now(),
-            local_addr,
-            fd_room,
-            next_id: AtomicU64::new(1),
-            commands_processed: AtomicU64::new(0),
-            command_counters,
-        });
-        if let Some(l) = admin_listener {
+    /// Starts the admin listener's server and one accept loop per client
+    /// listener.
+    fn serve(&self, listeners: Listeners) {
+        if let Some(l) = listeners.admin {
             tokio::spawn(admin::serve(
                 l,
-                shared.metrics.clone(),
+                self.shared.metrics.clone(),
                 Arc::new(EngineReadiness {
-                    engine: shared.engine.clone(),
-                    draining: draining.clone(),
+                    engine: self.shared.engine.clone(),
+                    draining: self.draining.clone(),
                 }),
-                Arc::new(SharedReloader(shared.clone())),
-                stop_background.clone(),
+                Arc::new(SharedReloader(self.shared.clone())),
+                self.stop_background.clone(),
             ));
         }
-        let stop_accepting = CancellationToken::new();
-        let stop_connections = CancellationToken::new();
-        let connections = TaskTracker::new();
-        if let Some(listener) = listener {
-            tokio::spawn(accept_loop(
-                listener,
-                None,
-                shared.clone(),
-                stop_accepting.clone(),
-                stop_connections.clone(),
-                connections.clone(),
-            ));
+        if let Some(listener) = listeners.plain {
+            self.spawn_accept_loop(listener, None);
         }
-        if let Some((listener, tls)) = tls_listener {
-            tokio::spawn(accept_loop(
-                listener,
-                Some(Arc::new(tls)),
-                shared.clone(),
-                stop_accepting.clone(),
-                stop_connections.clone(),
-                connections.clone(),
-            ));
+        if let Some((listener, tls)) = listeners.tls {
+            self.spawn_accept_loop(listener, Some(Arc::new(tls)));
         }
-        info!(listen = %local_addr, tls_listen = ?tls_addr, admin = ?admin_addr, masters = shared.engine.masters().len(),
-              quorum = shared.engine.quorum(), "lockgate started");
-        Ok(Gateway {
-            shared,
-            tls_addr,
-            admin_addr,
-            stop_accepting,
-            stop_connections,
-            stop_background,
-            connections,
-            draining,
-        })
+    }
+
+    fn spawn_accept_loop(&self, listener: TcpListener, tls: Option<Arc<TlsListener>>) {
+        tokio::spawn(accept_loop(
+            listener,
+            tls,
+            self.shared.clone(),
+            self.stop_accepting.clone(),
+            self.stop_connections.clone(),
+            self.connections.clone(),
+        ));
     }
 
     /// The bound plain client address (useful with port 0), or the TLS
@@ -606,6 +539,152 @@ impl Gateway {
 struct TlsListener {
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
+}
+
+/// Every socket a gateway listens on, bound before anything else starts,
+/// so a port in use fails the start before any master is dialled.
+struct Listeners {
+    /// The plain client listener; `None` when `listen` is empty.
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, TlsListener)>,
+    admin: Option<TcpListener>,
+    /// The plain address, or the TLS one when the plain port is off.
+    local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    /// Binds the plain, TLS and admin listeners the configuration asks for,
+    /// in that order.
+    async fn bind(
+        config: &Config,
+        server_tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Listeners, StartError> {
+        let plain = if config.listen.is_empty() {
+            None // plain port off; validation demands a TLS listener then
+        } else {
+            Some(bind(&config.listen).await?)
+        };
+        let tls = match (&config.tls, server_tls) {
+            (Some(t), Some(server_config)) => Some((
+                bind(&t.listen).await?,
+                TlsListener {
+                    acceptor: TlsAcceptor::from(server_config),
+                    handshake_timeout: t.handshake_timeout,
+                },
+            )),
+            _ => None,
+        };
+        let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let local_addr = match (&plain, tls_addr) {
+            (Some(l), _) => l.local_addr().map_err(|source| StartError::Bind {
+                addr: config.listen.clone(),
+                source,
+            })?,
+            (None, Some(a)) => a,
+            (None, None) => {
+                return Err(StartError::Config(
+                    "no client listener: listen is empty and tls.listen is not set".into(),
+                ))
+            }
+        };
+        let admin = if config.admin_listen.is_empty() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(&config.admin_listen)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: config.admin_listen.clone(),
+                        source,
+                    })?,
+            )
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        Ok(Listeners {
+            plain,
+            tls,
+            admin,
+            local_addr,
+            tls_addr,
+            admin_addr,
+        })
+    }
+}
+
+/// Spawns one connection task per configured master, and the engine that
+/// fans lock operations out to them.
+fn start_engine(
+    config: &Config,
+    master_tls: Option<&Arc<rustls::ClientConfig>>,
+    metrics: &Metrics,
+) -> Result<Arc<Engine>, StartError> {
+    let scripts = Arc::new(ScriptSet::new());
+    let masters: Vec<Arc<Master>> = config
+        .masters
+        .iter()
+        .enumerate()
+        .map(|(i, mc)| {
+            Ok(Master::spawn(
+                i,
+                mc.clone(),
+                config.master.clone(),
+                config.limits.max_nesting,
+                scripts.clone(),
+                metrics.master(&mc.address),
+                master_tls_client(config, master_tls, mc)?,
+            ))
+        })
+        .collect::<Result<_, StartError>>()?;
+    Ok(Arc::new(Engine::new(
+        masters,
+        config.lock.clone(),
+        config.master.timeout,
+        scripts,
+        metrics.clone(),
+    )))
+}
+
+/// The TLS client side for master `mc`, when it is reached over TLS.
+fn master_tls_client(
+    config: &Config,
+    master_tls: Option<&Arc<rustls::ClientConfig>>,
+    mc: &MasterConfig,
+) -> Result<Option<MasterTlsClient>, StartError> {
+    match (master_tls, mc.tls) {
+        (Some(config_tls), true) => {
+            let server_name =
+                crate::tls::server_name(config.master_tls.server_name.as_deref(), &mc.address)
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+            Ok(Some(MasterTlsClient {
+                config: config_tls.clone(),
+                server_name,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The most clients the open-files limit leaves room for, warning when it
+/// caps the configured `limits.max_clients`.
+fn fd_room(config: &Config) -> usize {
+    let fd_room = limits::nofile_limit().map_or(usize::MAX, |n| {
+        limits::effective_max_clients(usize::MAX, n, config.masters.len()).0
+    });
+    let max_clients = config.limits.max_clients.min(fd_room);
+    if max_clients < config.limits.max_clients {
+        warn!(
+            configured = config.limits.max_clients,
+            effective = max_clients,
+            nofile = limits::nofile_limit().unwrap_or(0),
+            "limits.max_clients is above what the open-files limit (ulimit -n) allows; \
+             capped"
+        );
+    }
+    fd_room
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, StartError> {
