@@ -3,7 +3,14 @@
 //! Labelled children are resolved once (per master at start, per op and
 //! outcome in fixed tables) so the hot path only bumps atomics. Labels never
 //! carry lock keys, owners or client addresses.
+//!
+//! Each area (lock operations, masters, quorum health, clients, access
+//! control, keepalive, the process) registers its own metrics in one
+//! `register` function; [`Metrics::new`] only puts the areas together.
+//! Names, help texts, labels and buckets are part of the interface:
+//! dashboards and alerts depend on them.
 
+use prometheus::core::Collector;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -22,13 +29,13 @@ pub enum Op {
     Release,
     Extend,
     Status,
-    /// Read-write locks (issue 9).
+    /// Read-write locks.
     RwRead,
     RwWrite,
     RwRelease,
     RwExtend,
     RwStatus,
-    /// Counting semaphores (issue 9).
+    /// Counting semaphores.
     SemAcquire,
     SemRelease,
     SemExtend,
@@ -38,6 +45,8 @@ pub enum Op {
     /// `RLOCK.RELEASE`: one hold dropped.
     ReentrantRelease,
 }
+
+// === impl Op ===
 
 impl Op {
     pub const ALL: [Op; 15] = [
@@ -97,6 +106,8 @@ pub enum Outcome {
     Error,
 }
 
+// === impl Outcome ===
+
 impl Outcome {
     pub const ALL: [Outcome; 7] = [
         Outcome::Granted,
@@ -140,6 +151,8 @@ pub enum Limit {
     Ttl,
     MaxWait,
 }
+
+// === impl Limit ===
 
 impl Limit {
     pub const ALL: [Limit; 12] = [
@@ -214,6 +227,8 @@ pub struct MasterMetrics {
 /// Master states as exported, in the order of `MasterState as usize`.
 pub const MASTER_STATES: &[&str] = &["up", "down", "amnesia", "quarantined"];
 
+// === impl MasterMetrics ===
+
 impl MasterMetrics {
     /// Makes `state` (an index into [`MASTER_STATES`]) the one set to 1.
     pub fn set_state(&self, state: usize) {
@@ -241,17 +256,8 @@ impl MasterMetrics {
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    lock_ops: IntCounterVec,
-    lock_op_duration: HistogramVec,
-    /// `[op][outcome]`, resolved once.
-    lock_ops_table: Vec<Vec<IntCounter>>,
-    lock_duration_table: Vec<Histogram>,
-    master_request_duration: HistogramVec,
-    master_errors: IntCounterVec,
-    master_state: IntGaugeVec,
-    master_votes: IntCounterVec,
-    master_reconnects: IntCounterVec,
-    master_connect_failures: IntCounterVec,
+    lock_ops: LockOps,
+    masters: MasterFamilies,
     /// Indexed like [`TLS_HANDSHAKE_FAILURES`].
     pub tls_handshake_failures: Vec<IntCounter>,
     pub quorum_margin: IntGauge,
@@ -280,380 +286,115 @@ pub struct Metrics {
     pub keepalive_holds: IntGauge,
 }
 
+/// `lockgate_lock_operations_total` and its latency histogram, with the
+/// children of every op and outcome resolved up front.
+#[derive(Clone)]
+struct LockOps {
+    ops: IntCounterVec,
+    duration: HistogramVec,
+    /// `[op][outcome]`, resolved once.
+    ops_table: Vec<Vec<IntCounter>>,
+    duration_table: Vec<Histogram>,
+}
+
+/// The per-master families; [`MasterFamilies::resolve`] picks one master's
+/// children out of them.
+#[derive(Clone)]
+struct MasterFamilies {
+    request_duration: HistogramVec,
+    errors: IntCounterVec,
+    state: IntGaugeVec,
+    votes: IntCounterVec,
+    reconnects: IntCounterVec,
+    connect_failures: IntCounterVec,
+}
+
+/// How close the masters are to losing the quorum, and what the engine did
+/// to keep tokens and grants sound.
+struct QuorumMetrics {
+    margin: IntGauge,
+    fence_retries: IntCounter,
+    reseeds: IntCounter,
+    deployment_inits: IntCounter,
+    grant_validity: Histogram,
+}
+
+/// The client side: connections, TLS handshakes, commands, protocol errors
+/// and limit hits.
+struct ClientMetrics {
+    tls_handshake_failures: Vec<IntCounter>,
+    connections: IntGauge,
+    connections_total: IntCounter,
+    rejected: IntCounter,
+    commands: IntCounterVec,
+    protocol_errors: IntCounter,
+    limit_hits: Vec<IntCounter>,
+}
+
+/// Who may do what: failed AUTH attempts, ACL refusals, and configuration
+/// reloads.
+struct AccessMetrics {
+    auth_failures: IntCounterVec,
+    acl_denied: IntCounterVec,
+    config_reloads: IntCounterVec,
+}
+
+/// Locks the gateway renews on its clients' behalf.
+struct KeepaliveMetrics {
+    renewals: IntCounterVec,
+    lost: IntCounter,
+    holds: IntGauge,
+}
+
+// === impl Metrics ===
+
 impl Metrics {
     /// Builds and registers every metric in a fresh registry.
     ///
     /// # Panics
     /// Only on a programming error (a duplicate or invalid metric name),
     /// which the unit test below catches.
-    #[allow(clippy::expect_used)]
     pub fn new() -> Self {
         let registry = Registry::new();
         let r = &registry;
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-            r.register(Box::new(c.clone()))
-                .expect("metric names are unique and valid");
-            c
-        }
-        let lock_ops = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_lock_operations_total",
-                    "Lock operations by op and outcome",
-                ),
-                &["op", "outcome"],
-            )
-            .expect("valid"),
-        );
-        let lock_op_duration = reg(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "lockgate_lock_operation_duration_seconds",
-                    "Lock operation latency as seen by the gateway, by op",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["op"],
-            )
-            .expect("valid"),
-        );
-        let lock_ops_table = Op::ALL
-            .iter()
-            .map(|op| {
-                Outcome::ALL
-                    .iter()
-                    .map(|o| lock_ops.with_label_values(&[op.as_str(), o.as_str()]))
-                    .collect()
-            })
-            .collect();
-        let lock_duration_table = Op::ALL
-            .iter()
-            .map(|op| lock_op_duration.with_label_values(&[op.as_str()]))
-            .collect();
-        let master_request_duration = reg(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "lockgate_master_request_duration_seconds",
-                    "Latency of one request to one master",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["master"],
-            )
-            .expect("valid"),
-        );
-        let master_errors = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_master_errors_total",
-                    "Master request errors by kind",
-                ),
-                &["master", "kind"],
-            )
-            .expect("valid"),
-        );
-        let master_state = reg(
-            r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "lockgate_master_state",
-                    "1 for the state each master is in (up, down, amnesia, quarantined), else 0",
-                ),
-                &["master", "state"],
-            )
-            .expect("valid"),
-        );
-        let master_votes = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_master_votes_total",
-                    "Acquire votes by master and vote",
-                ),
-                &["master", "vote"],
-            )
-            .expect("valid"),
-        );
-        let master_reconnects = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new("lockgate_master_reconnects_total", "Master reconnects"),
-                &["master"],
-            )
-            .expect("valid"),
-        );
-        let master_connect_failures = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_master_connect_failures_total",
-                    "Failed connection attempts to a master, by reason (tls: certificate \
-                     verification or handshake)",
-                ),
-                &["master", "reason"],
-            )
-            .expect("valid"),
-        );
-        let tls_handshake_failures_vec = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_tls_handshake_failures_total",
-                    "Client TLS handshakes that failed (error) or ran out of time (timeout)",
-                ),
-                &["reason"],
-            )
-            .expect("valid"),
-        );
-        let tls_handshake_failures = TLS_HANDSHAKE_FAILURES
-            .iter()
-            .map(|r| tls_handshake_failures_vec.with_label_values(&[r]))
-            .collect();
-        let quorum_margin = reg(
-            r,
-            IntGauge::new(
-                "lockgate_quorum_margin",
-                "Healthy masters minus the quorum; below 0 no lock can be granted",
-            )
-            .expect("valid"),
-        );
-        let fence_retries = reg(
-            r,
-            IntCounter::new(
-                "lockgate_fence_proposal_retries_total",
-                "Acquire rounds retried because a master refused the proposed token as stale",
-            )
-            .expect("valid"),
-        );
-        let master_reseeds = reg(
-            r,
-            IntCounter::new(
-                "lockgate_master_reseeds_total",
-                "Masters re-seeded after amnesia",
-            )
-            .expect("valid"),
-        );
-        let deployment_inits = reg(
-            r,
-            IntCounter::new(
-                "lockgate_deployment_inits_total",
-                "Masters initialised because fewer than a quorum carried a metadata record",
-            )
-            .expect("valid"),
-        );
-        let grant_validity = reg(
-            r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "lockgate_grant_validity_seconds",
-                    "Validity remaining when a grant is replied",
-                )
-                .buckets(vec![
-                    0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
-                ]),
-            )
-            .expect("valid"),
-        );
-        let client_connections = reg(
-            r,
-            IntGauge::new("lockgate_client_connections", "Open client connections").expect("valid"),
-        );
-        let client_connections_total = reg(
-            r,
-            IntCounter::new(
-                "lockgate_client_connections_total",
-                "Client connections accepted",
-            )
-            .expect("valid"),
-        );
-        let client_rejected = reg(
-            r,
-            IntCounter::new(
-                "lockgate_client_connections_rejected_total",
-                "Client connections refused at the maxclients limit",
-            )
-            .expect("valid"),
-        );
-        let commands = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new("lockgate_commands_total", "Client commands by name"),
-                &["command"],
-            )
-            .expect("valid"),
-        );
-        let protocol_errors = reg(
-            r,
-            IntCounter::new(
-                "lockgate_protocol_errors_total",
-                "Client requests that broke the protocol or a limit",
-            )
-            .expect("valid"),
-        );
-        let auth_failures = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_auth_failures_total",
-                    "Failed client authentication attempts by reason",
-                ),
-                &["reason"],
-            )
-            .expect("valid"),
-        );
-        let acl_denied = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_acl_denied_total",
-                    "Client commands refused by an ACL, by reason",
-                ),
-                &["reason"],
-            )
-            .expect("valid"),
-        );
-        let config_reloads = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_config_reloads_total",
-                    "Configuration reloads (SIGHUP or POST /reload) by result",
-                ),
-                &["result"],
-            )
-            .expect("valid"),
-        );
-        // Export every series from the start, so alerts on rate() see a 0
-        // before the first failure.
-        for reason in [
-            "wrong_password",
-            "unknown_user",
-            "user_disabled",
-            "no_password_configured",
-            "too_many_attempts",
-        ] {
-            auth_failures.with_label_values(&[reason]);
-        }
-        for reason in ["command", "key", "user_gone"] {
-            acl_denied.with_label_values(&[reason]);
-        }
-        for result in ["ok", "error"] {
-            config_reloads.with_label_values(&[result]);
-        }
-        let limit_hits_vec = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_limit_hits_total",
-                    "Requests refused and connections closed at a configured limit, by limit",
-                ),
-                &["limit"],
-            )
-            .expect("valid"),
-        );
-        // Resolved up front so every label shows (at 0) before its first hit.
-        let limit_hits = Limit::ALL
-            .iter()
-            .map(|l| limit_hits_vec.with_label_values(&[l.as_str()]))
-            .collect();
-        let uptime_start = reg(
-            r,
-            Gauge::new(
-                "lockgate_start_time_seconds",
-                "Unix time the gateway started",
-            )
-            .expect("valid"),
-        );
-        let build_info = reg(
-            r,
-            IntGaugeVec::new(
-                Opts::new("lockgate_build_info", "Build information"),
-                &["version"],
-            )
-            .expect("valid"),
-        );
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        #[cfg(target_os = "linux")]
-        {
-            let pc = prometheus::process_collector::ProcessCollector::for_self();
-            let _ = registry.register(Box::new(pc));
-        }
-        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            uptime_start.set(d.as_secs_f64());
-        }
-        let keepalive_renewals = reg(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "lockgate_keepalive_renewals_total",
-                    "Keepalive renewal attempts by outcome (renewed, not_held, no_quorum)",
-                ),
-                &["outcome"],
-            )
-            .expect("valid"),
-        );
-        for o in KEEPALIVE_OUTCOMES {
-            keepalive_renewals.with_label_values(&[o]);
-        }
-        let keepalive_lost = reg(
-            r,
-            IntCounter::new(
-                "lockgate_keepalive_lost_total",
-                "Keepalive locks lost: renewal found no quorum before the validity ran out",
-            )
-            .expect("valid"),
-        );
-        let keepalive_holds = reg(
-            r,
-            IntGauge::new(
-                "lockgate_keepalive_holds",
-                "Keepalive locks this gateway is renewing",
-            )
-            .expect("valid"),
-        );
+        let lock_ops = LockOps::register(r);
+        let masters = MasterFamilies::register(r);
+        let clients = ClientMetrics::register(r);
+        let quorum = QuorumMetrics::register(r);
+        let access = AccessMetrics::register(r);
+        let uptime_start = register_process(r);
+        let keepalive = KeepaliveMetrics::register(r);
         Metrics {
             registry,
             lock_ops,
-            lock_op_duration,
-            lock_ops_table,
-            lock_duration_table,
-            master_request_duration,
-            master_errors,
-            master_state,
-            master_votes,
-            master_reconnects,
-            master_connect_failures,
-            tls_handshake_failures,
-            quorum_margin,
-            fence_retries,
-            master_reseeds,
-            deployment_inits,
-            grant_validity,
-            client_connections,
-            client_connections_total,
-            client_rejected,
-            commands,
-            protocol_errors,
-            auth_failures,
-            acl_denied,
-            config_reloads,
-            limit_hits,
+            masters,
+            tls_handshake_failures: clients.tls_handshake_failures,
+            quorum_margin: quorum.margin,
+            fence_retries: quorum.fence_retries,
+            master_reseeds: quorum.reseeds,
+            deployment_inits: quorum.deployment_inits,
+            grant_validity: quorum.grant_validity,
+            client_connections: clients.connections,
+            client_connections_total: clients.connections_total,
+            client_rejected: clients.rejected,
+            commands: clients.commands,
+            protocol_errors: clients.protocol_errors,
+            auth_failures: access.auth_failures,
+            acl_denied: access.acl_denied,
+            config_reloads: access.config_reloads,
+            limit_hits: clients.limit_hits,
             uptime_start,
-            keepalive_renewals,
-            keepalive_lost,
-            keepalive_holds,
+            keepalive_renewals: keepalive.renewals,
+            keepalive_lost: keepalive.lost,
+            keepalive_holds: keepalive.holds,
         }
     }
 
     /// Records one finished lock operation.
     pub fn lock_op(&self, op: Op, outcome: Outcome, seconds: f64) {
         let oi = op as usize;
-        self.lock_ops_table[oi][outcome as usize].inc();
-        self.lock_duration_table[oi].observe(seconds);
+        self.lock_ops.ops_table[oi][outcome as usize].inc();
+        self.lock_ops.duration_table[oi].observe(seconds);
     }
 
     /// Counts one keepalive renewal attempt; `outcome` is one of
@@ -683,24 +424,7 @@ impl Metrics {
 
     /// Resolves the per-master handles; call once per master at start.
     pub fn master(&self, name: &str) -> MasterMetrics {
-        MasterMetrics {
-            request_duration: self.master_request_duration.with_label_values(&[name]),
-            errors: MASTER_ERROR_KINDS
-                .iter()
-                .map(|k| self.master_errors.with_label_values(&[name, k]))
-                .collect(),
-            states: MASTER_STATES
-                .iter()
-                .map(|s| self.master_state.with_label_values(&[name, s]))
-                .collect(),
-            votes_given: self.master_votes.with_label_values(&[name, "given"]),
-            votes_refused: self.master_votes.with_label_values(&[name, "refused"]),
-            reconnects: self.master_reconnects.with_label_values(&[name]),
-            connect_failures: MASTER_CONNECT_FAILURES
-                .iter()
-                .map(|r| self.master_connect_failures.with_label_values(&[name, r]))
-                .collect(),
-        }
+        self.masters.resolve(name)
     }
 
     /// Counts a client command; `name` must come from a bounded set.
@@ -710,11 +434,11 @@ impl Metrics {
 
     /// Unused handles kept for the vectors' sake.
     pub fn lock_ops_vec(&self) -> &IntCounterVec {
-        &self.lock_ops
+        &self.lock_ops.ops
     }
 
     pub fn lock_op_duration_vec(&self) -> &HistogramVec {
-        &self.lock_op_duration
+        &self.lock_ops.duration
     }
 }
 
@@ -722,6 +446,358 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+// === impl LockOps ===
+
+impl LockOps {
+    fn register(r: &Registry) -> Self {
+        let ops = counter_vec(
+            r,
+            "lockgate_lock_operations_total",
+            "Lock operations by op and outcome",
+            &["op", "outcome"],
+        );
+        let duration = latency_vec(
+            r,
+            "lockgate_lock_operation_duration_seconds",
+            "Lock operation latency as seen by the gateway, by op",
+            &["op"],
+        );
+        let ops_table = Op::ALL
+            .iter()
+            .map(|op| {
+                Outcome::ALL
+                    .iter()
+                    .map(|o| ops.with_label_values(&[op.as_str(), o.as_str()]))
+                    .collect()
+            })
+            .collect();
+        let duration_table = Op::ALL
+            .iter()
+            .map(|op| duration.with_label_values(&[op.as_str()]))
+            .collect();
+        LockOps {
+            ops,
+            duration,
+            ops_table,
+            duration_table,
+        }
+    }
+}
+
+// === impl MasterFamilies ===
+
+impl MasterFamilies {
+    fn register(r: &Registry) -> Self {
+        MasterFamilies {
+            request_duration: latency_vec(
+                r,
+                "lockgate_master_request_duration_seconds",
+                "Latency of one request to one master",
+                &["master"],
+            ),
+            errors: counter_vec(
+                r,
+                "lockgate_master_errors_total",
+                "Master request errors by kind",
+                &["master", "kind"],
+            ),
+            state: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "lockgate_master_state",
+                        "1 for the state each master is in (up, down, amnesia, quarantined), else 0",
+                    ),
+                    &["master", "state"],
+                ),
+            ),
+            votes: counter_vec(
+                r,
+                "lockgate_master_votes_total",
+                "Acquire votes by master and vote",
+                &["master", "vote"],
+            ),
+            reconnects: counter_vec(
+                r,
+                "lockgate_master_reconnects_total",
+                "Master reconnects",
+                &["master"],
+            ),
+            connect_failures: counter_vec(
+                r,
+                "lockgate_master_connect_failures_total",
+                "Failed connection attempts to a master, by reason (tls: certificate \
+                 verification or handshake)",
+                &["master", "reason"],
+            ),
+        }
+    }
+
+    /// One master's children of every family.
+    fn resolve(&self, name: &str) -> MasterMetrics {
+        MasterMetrics {
+            request_duration: self.request_duration.with_label_values(&[name]),
+            errors: MASTER_ERROR_KINDS
+                .iter()
+                .map(|k| self.errors.with_label_values(&[name, k]))
+                .collect(),
+            states: MASTER_STATES
+                .iter()
+                .map(|s| self.state.with_label_values(&[name, s]))
+                .collect(),
+            votes_given: self.votes.with_label_values(&[name, "given"]),
+            votes_refused: self.votes.with_label_values(&[name, "refused"]),
+            reconnects: self.reconnects.with_label_values(&[name]),
+            connect_failures: MASTER_CONNECT_FAILURES
+                .iter()
+                .map(|r| self.connect_failures.with_label_values(&[name, r]))
+                .collect(),
+        }
+    }
+}
+
+// === impl QuorumMetrics ===
+
+impl QuorumMetrics {
+    fn register(r: &Registry) -> Self {
+        QuorumMetrics {
+            margin: register(
+                r,
+                IntGauge::new(
+                    "lockgate_quorum_margin",
+                    "Healthy masters minus the quorum; below 0 no lock can be granted",
+                ),
+            ),
+            fence_retries: counter(
+                r,
+                "lockgate_fence_proposal_retries_total",
+                "Acquire rounds retried because a master refused the proposed token as stale",
+            ),
+            reseeds: counter(
+                r,
+                "lockgate_master_reseeds_total",
+                "Masters re-seeded after amnesia",
+            ),
+            deployment_inits: counter(
+                r,
+                "lockgate_deployment_inits_total",
+                "Masters initialised because fewer than a quorum carried a metadata record",
+            ),
+            grant_validity: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "lockgate_grant_validity_seconds",
+                        "Validity remaining when a grant is replied",
+                    )
+                    .buckets(vec![
+                        0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+                    ]),
+                ),
+            ),
+        }
+    }
+}
+
+// === impl ClientMetrics ===
+
+impl ClientMetrics {
+    fn register(r: &Registry) -> Self {
+        let tls_handshake_failures = counter_vec(
+            r,
+            "lockgate_tls_handshake_failures_total",
+            "Client TLS handshakes that failed (error) or ran out of time (timeout)",
+            &["reason"],
+        );
+        let limit_hits = counter_vec(
+            r,
+            "lockgate_limit_hits_total",
+            "Requests refused and connections closed at a configured limit, by limit",
+            &["limit"],
+        );
+        ClientMetrics {
+            tls_handshake_failures: TLS_HANDSHAKE_FAILURES
+                .iter()
+                .map(|r| tls_handshake_failures.with_label_values(&[r]))
+                .collect(),
+            connections: register(
+                r,
+                IntGauge::new("lockgate_client_connections", "Open client connections"),
+            ),
+            connections_total: counter(
+                r,
+                "lockgate_client_connections_total",
+                "Client connections accepted",
+            ),
+            rejected: counter(
+                r,
+                "lockgate_client_connections_rejected_total",
+                "Client connections refused at the maxclients limit",
+            ),
+            commands: counter_vec(
+                r,
+                "lockgate_commands_total",
+                "Client commands by name",
+                &["command"],
+            ),
+            protocol_errors: counter(
+                r,
+                "lockgate_protocol_errors_total",
+                "Client requests that broke the protocol or a limit",
+            ),
+            // Resolved up front so every label shows (at 0) before its
+            // first hit.
+            limit_hits: Limit::ALL
+                .iter()
+                .map(|l| limit_hits.with_label_values(&[l.as_str()]))
+                .collect(),
+        }
+    }
+}
+
+// === impl AccessMetrics ===
+
+impl AccessMetrics {
+    fn register(r: &Registry) -> Self {
+        let auth_failures = counter_vec(
+            r,
+            "lockgate_auth_failures_total",
+            "Failed client authentication attempts by reason",
+            &["reason"],
+        );
+        let acl_denied = counter_vec(
+            r,
+            "lockgate_acl_denied_total",
+            "Client commands refused by an ACL, by reason",
+            &["reason"],
+        );
+        let config_reloads = counter_vec(
+            r,
+            "lockgate_config_reloads_total",
+            "Configuration reloads (SIGHUP or POST /reload) by result",
+            &["result"],
+        );
+        // Export every series from the start, so alerts on rate() see a 0
+        // before the first failure.
+        for reason in [
+            "wrong_password",
+            "unknown_user",
+            "user_disabled",
+            "no_password_configured",
+            "too_many_attempts",
+        ] {
+            auth_failures.with_label_values(&[reason]);
+        }
+        for reason in ["command", "key", "user_gone"] {
+            acl_denied.with_label_values(&[reason]);
+        }
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        AccessMetrics {
+            auth_failures,
+            acl_denied,
+            config_reloads,
+        }
+    }
+}
+
+// === impl KeepaliveMetrics ===
+
+impl KeepaliveMetrics {
+    fn register(r: &Registry) -> Self {
+        let renewals = counter_vec(
+            r,
+            "lockgate_keepalive_renewals_total",
+            "Keepalive renewal attempts by outcome (renewed, not_held, no_quorum)",
+            &["outcome"],
+        );
+        for o in KEEPALIVE_OUTCOMES {
+            renewals.with_label_values(&[o]);
+        }
+        KeepaliveMetrics {
+            renewals,
+            lost: counter(
+                r,
+                "lockgate_keepalive_lost_total",
+                "Keepalive locks lost: renewal found no quorum before the validity ran out",
+            ),
+            holds: register(
+                r,
+                IntGauge::new(
+                    "lockgate_keepalive_holds",
+                    "Keepalive locks this gateway is renewing",
+                ),
+            ),
+        }
+    }
+}
+
+/// The process itself: start time, build information, and (on Linux) the
+/// standard `process_*` collector. Returns the start-time gauge.
+fn register_process(r: &Registry) -> Gauge {
+    let uptime_start = register(
+        r,
+        Gauge::new(
+            "lockgate_start_time_seconds",
+            "Unix time the gateway started",
+        ),
+    );
+    let build_info = register(
+        r,
+        IntGaugeVec::new(
+            Opts::new("lockgate_build_info", "Build information"),
+            &["version"],
+        ),
+    );
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    #[cfg(target_os = "linux")]
+    {
+        let pc = prometheus::process_collector::ProcessCollector::for_self();
+        let _ = r.register(Box::new(pc));
+    }
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        uptime_start.set(d.as_secs_f64());
+    }
+    uptime_start
+}
+
+// === registration helpers ===
+
+/// Registers `metric` (built by a prometheus constructor) and returns it.
+///
+/// # Panics
+/// Only on a programming error (a duplicate or invalid metric name), which
+/// the unit test below catches.
+#[allow(clippy::expect_used)]
+fn register<T: Collector + Clone + 'static>(r: &Registry, metric: prometheus::Result<T>) -> T {
+    let c = metric.expect("valid");
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique and valid");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(r, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+/// A histogram family with [`LATENCY_BUCKETS`].
+fn latency_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    register(
+        r,
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            labels,
+        ),
+    )
 }
 
 #[cfg(test)]
