@@ -178,11 +178,10 @@ async fn dev(masters: usize, listen: String, admin_listen: String) -> anyhow::Re
     let port = gw.local_addr().port();
     println!("lockgate dev mode: listening on {}", gw.local_addr());
     for m in &procs {
-        println!(
-            "  master redis-server 127.0.0.1:{} (pid {:?})",
-            m.port(),
-            m.pid()
-        );
+        match m.pid() {
+            Some(pid) => println!("  master redis-server {} (pid {pid})", m.address()),
+            None => println!("  master redis-server {} (not running)", m.address()),
+        }
     }
     if let Some(a) = gw.admin_addr() {
         println!("  metrics http://{a}/metrics   ready http://{a}/readyz");
