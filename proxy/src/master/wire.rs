@@ -47,6 +47,8 @@ pub struct ReplyLimits {
 #[error("{0}")]
 pub struct WireError(String);
 
+// === impl WireError ===
+
 impl WireError {
     fn new(msg: impl Into<String>) -> Self {
         WireError(msg.into())
@@ -63,6 +65,17 @@ pub struct ReplyScanner {
     line_from: usize,
     /// Elements still expected by each open array, innermost last.
     open: Vec<usize>,
+}
+
+/// What one element's header says, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    /// The element ends just before this offset.
+    Complete(usize),
+    /// An array of this many elements opens; they follow its header.
+    Array(usize),
+    /// A bulk string whose body has not all arrived.
+    Incomplete,
 }
 
 /// Takes complete replies off a read buffer.
@@ -114,99 +127,131 @@ impl ReplyScanner {
             let Some(&tag) = buf.get(pos) else {
                 return Ok(None);
             };
-            let search_from = self.line_from.max(pos + 1);
-            let Some(eol) = find_crlf(buf, search_from) else {
-                // `+ 1`: a line of exactly the limit may have its CR here
-                // and its LF still in flight.
-                if buf.len() - pos > MAX_LINE_BYTES + 1 {
-                    return Err(WireError::new("header line too long"));
-                }
-                // Resume one byte back: the CR may be the last byte read.
-                self.line_from = buf.len().saturating_sub(1).max(pos + 1);
+            let Some(eol) = self.header_end(buf)? else {
                 return Ok(None);
             };
-            // Checked on complete lines too, so the verdict does not depend
-            // on how the bytes were split into reads.
-            if eol - pos > MAX_LINE_BYTES {
-                return Err(WireError::new("header line too long"));
-            }
             let header = &buf[pos + 1..eol];
             let next = eol + 2;
-            match tag {
-                b'+' | b'-' => {}
-                b':' => {
-                    parse_i64(header).ok_or_else(|| WireError::new("invalid integer"))?;
+            match self.element(tag, header, next, buf)? {
+                Element::Incomplete => {
+                    // The header is re-parsed next time; it is short.
+                    self.line_from = 0;
+                    return Ok(None);
                 }
-                b'$' => {
-                    let len = parse_i64(header)
-                        .ok_or_else(|| WireError::new("invalid bulk string length"))?;
-                    if len >= 0 {
-                        let len = usize::try_from(len)
-                            .map_err(|_| WireError::new("invalid bulk string length"))?;
-                        let end = next
-                            .checked_add(len)
-                            .and_then(|e| e.checked_add(2))
-                            .filter(|e| *e <= self.limits.max_reply_bytes)
-                            .ok_or_else(|| {
-                                WireError::new(format!(
-                                    "bulk string of {len} bytes is over the {} byte reply limit",
-                                    self.limits.max_reply_bytes
-                                ))
-                            })?;
-                        if buf.len() < end {
-                            // The header is re-parsed next time; it is short.
-                            self.line_from = 0;
-                            return Ok(None);
-                        }
-                        if &buf[end - 2..end] != b"\r\n" {
-                            return Err(WireError::new("bulk string not terminated by CRLF"));
-                        }
-                        self.advance(end);
-                        if let Some(len) = self.close_element() {
-                            return Ok(Some(len));
-                        }
-                        continue;
-                    } else if len != -1 {
-                        return Err(WireError::new("negative bulk string length"));
+                Element::Array(n) => {
+                    self.advance(next);
+                    self.open.push(n);
+                }
+                Element::Complete(end) => {
+                    self.advance(end);
+                    if let Some(len) = self.close_element() {
+                        return Ok(Some(len));
                     }
                 }
-                b'*' => {
-                    let n =
-                        parse_i64(header).ok_or_else(|| WireError::new("invalid array length"))?;
-                    if n > 0 {
-                        if self.open.len() >= self.limits.max_depth {
-                            return Err(WireError::new(format!(
-                                "reply nested deeper than {}",
-                                self.limits.max_depth
-                            )));
-                        }
-                        // Each element takes at least 4 bytes (`:0\r\n`), so
-                        // a longer array cannot fit in the reply limit.
-                        let n = usize::try_from(n)
-                            .ok()
-                            .filter(|n| *n <= self.limits.max_reply_bytes / 4)
-                            .ok_or_else(|| WireError::new("array too long"))?;
-                        self.advance(next);
-                        self.open.push(n);
-                        continue;
-                    } else if n != 0 && n != -1 {
-                        return Err(WireError::new("negative array length"));
-                    }
-                }
-                other => {
-                    return Err(WireError::new(format!(
-                        "unexpected type byte 0x{other:02x}"
-                    )))
-                }
-            }
-            if next > self.limits.max_reply_bytes {
-                return Err(WireError::new("reply over the size limit"));
-            }
-            self.advance(next);
-            if let Some(len) = self.close_element() {
-                return Ok(Some(len));
             }
         }
+    }
+
+    /// Finds the CRLF that ends the header line of the element at
+    /// `self.pos`; `None` (with the search point kept) until it has arrived.
+    fn header_end(&mut self, buf: &[u8]) -> Result<Option<usize>, WireError> {
+        let pos = self.pos;
+        let search_from = self.line_from.max(pos + 1);
+        let Some(eol) = find_crlf(buf, search_from) else {
+            // `+ 1`: a line of exactly the limit may have its CR here
+            // and its LF still in flight.
+            if buf.len() - pos > MAX_LINE_BYTES + 1 {
+                return Err(WireError::new("header line too long"));
+            }
+            // Resume one byte back: the CR may be the last byte read.
+            self.line_from = buf.len().saturating_sub(1).max(pos + 1);
+            return Ok(None);
+        };
+        // Checked on complete lines too, so the verdict does not depend
+        // on how the bytes were split into reads.
+        if eol - pos > MAX_LINE_BYTES {
+            return Err(WireError::new("header line too long"));
+        }
+        Ok(Some(eol))
+    }
+
+    /// Checks the element whose header line (type byte `tag`, then
+    /// `header`) ends just before `next`, against RESP2 and the limits.
+    fn element(
+        &self,
+        tag: u8,
+        header: &[u8],
+        next: usize,
+        buf: &[u8],
+    ) -> Result<Element, WireError> {
+        match tag {
+            b'+' | b'-' => {}
+            b':' => {
+                parse_i64(header).ok_or_else(|| WireError::new("invalid integer"))?;
+            }
+            b'$' => {
+                let len = parse_i64(header)
+                    .ok_or_else(|| WireError::new("invalid bulk string length"))?;
+                if len >= 0 {
+                    return self.bulk(len, next, buf);
+                } else if len != -1 {
+                    return Err(WireError::new("negative bulk string length"));
+                }
+            }
+            b'*' => {
+                let n = parse_i64(header).ok_or_else(|| WireError::new("invalid array length"))?;
+                if n > 0 {
+                    if self.open.len() >= self.limits.max_depth {
+                        return Err(WireError::new(format!(
+                            "reply nested deeper than {}",
+                            self.limits.max_depth
+                        )));
+                    }
+                    // Each element takes at least 4 bytes (`:0\r\n`), so
+                    // a longer array cannot fit in the reply limit.
+                    let n = usize::try_from(n)
+                        .ok()
+                        .filter(|n| *n <= self.limits.max_reply_bytes / 4)
+                        .ok_or_else(|| WireError::new("array too long"))?;
+                    return Ok(Element::Array(n));
+                } else if n != 0 && n != -1 {
+                    return Err(WireError::new("negative array length"));
+                }
+            }
+            other => {
+                return Err(WireError::new(format!(
+                    "unexpected type byte 0x{other:02x}"
+                )))
+            }
+        }
+        // A simple string, an error, an integer, or a null: the header
+        // line is the whole element.
+        if next > self.limits.max_reply_bytes {
+            return Err(WireError::new("reply over the size limit"));
+        }
+        Ok(Element::Complete(next))
+    }
+
+    /// The bulk string of `len` bytes whose body starts at `next`.
+    fn bulk(&self, len: i64, next: usize, buf: &[u8]) -> Result<Element, WireError> {
+        let len = usize::try_from(len).map_err(|_| WireError::new("invalid bulk string length"))?;
+        let end = next
+            .checked_add(len)
+            .and_then(|e| e.checked_add(2))
+            .filter(|e| *e <= self.limits.max_reply_bytes)
+            .ok_or_else(|| {
+                WireError::new(format!(
+                    "bulk string of {len} bytes is over the {} byte reply limit",
+                    self.limits.max_reply_bytes
+                ))
+            })?;
+        if buf.len() < end {
+            return Ok(Element::Incomplete);
+        }
+        if &buf[end - 2..end] != b"\r\n" {
+            return Err(WireError::new("bulk string not terminated by CRLF"));
+        }
+        Ok(Element::Complete(end))
     }
 
     fn advance(&mut self, to: usize) {
