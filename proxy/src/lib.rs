@@ -19,7 +19,7 @@
 //! - [`fuzz`]: the entry points of the fuzz targets and their corpus test.
 //! - [`tls`]: PEM files and the rustls configurations of the TLS listener
 //!   and of links towards masters.
-//! - [`metrics`], [`config`], [`error`], [`dev`].
+//! - [`metrics`], [`config`], [`dev`].
 
 pub mod acl;
 pub mod admin;
@@ -27,7 +27,6 @@ pub mod command;
 pub mod compat;
 pub mod config;
 pub mod dev;
-pub mod error;
 pub mod fence;
 pub mod fuzz;
 pub mod lock;

@@ -1,1 +1,0 @@
-//! Error types shared across the crate.
