@@ -1,4 +1,4 @@
-//! Tests of loading, the environment overlay and validation.
+//! Tests of loading, the environment overlay, validation, and of the example file and the README against the schema.
 
 use std::time::Duration;
 
@@ -323,3 +323,229 @@ fn bad_environment_values_name_the_variable() {
     );
 }
 
+// === the schema against everything derived from it or documenting it ===
+
+use std::collections::BTreeSet;
+
+/// Every key of the schema as (section, key), "" being the top level; the
+/// arrays by the keys of one entry.
+fn schema_keys() -> BTreeSet<(String, String)> {
+    let mut keys: BTreeSet<(String, String)> = tree::keys()
+        .into_iter()
+        .filter(|(_, default)| !default.is_array())
+        .map(|(path, _)| match path.split_once('.') {
+            Some((s, k)) => (s.to_string(), k.to_string()),
+            None => (String::new(), path),
+        })
+        .collect();
+    for (array, entry) in tree::entry_keys() {
+        keys.extend(entry.into_iter().map(|k| (array.to_string(), k)));
+    }
+    keys
+}
+
+/// The keys the example file sets or shows commented out, by section.
+fn example_keys() -> BTreeSet<(String, String)> {
+    let mut section = String::new();
+    let mut keys = BTreeSet::new();
+    for line in FULL.lines() {
+        let line = line.strip_prefix("#~ ").unwrap_or(line);
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.trim_matches(|c| c == '[' || c == ']').to_string();
+            continue;
+        }
+        let body = line.strip_prefix("# ").unwrap_or(line);
+        if let Ok(t) = toml::from_str::<toml::Table>(body) {
+            if let (1, Some(k)) = (t.len(), t.keys().next()) {
+                keys.insert((section.clone(), k.clone()));
+            }
+        }
+    }
+    keys
+}
+
+/// The keys of the README's configuration table, by section: the
+/// backquoted names of each row's second cell, outside parentheses.
+fn readme_keys() -> BTreeSet<(String, String)> {
+    const README: &str = include_str!("../../../README.md");
+    let section = README
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Configuration section");
+    let mut keys = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (name, list) = (cells[1], cells[2]);
+        if name == "section" {
+            continue;
+        }
+        let name = match name {
+            "top level" => String::new(),
+            n => n.trim_matches(|c| "`[]".contains(c)).to_string(),
+        };
+        let (mut depth, mut outside) = (0, String::new());
+        for c in list.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                c if depth == 0 => outside.push(c),
+                _ => {}
+            }
+        }
+        for (i, k) in outside.split('`').enumerate() {
+            if i % 2 == 1 {
+                keys.insert((name.clone(), k.to_string()));
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_example_file_shows_every_key_of_the_schema_and_no_other() {
+    let (schema, example) = (schema_keys(), example_keys());
+    let missing: Vec<_> = schema.difference(&example).collect();
+    let unknown: Vec<_> = example.difference(&schema).collect();
+    assert!(missing.is_empty(), "not in the example file: {missing:?}");
+    assert!(unknown.is_empty(), "unknown to the schema: {unknown:?}");
+}
+
+#[test]
+fn the_readme_table_lists_every_key_of_the_schema_and_no_other() {
+    let (schema, readme) = (schema_keys(), readme_keys());
+    let missing: Vec<_> = schema.difference(&readme).collect();
+    let unknown: Vec<_> = readme.difference(&schema).collect();
+    assert!(missing.is_empty(), "not in the README table: {missing:?}");
+    assert!(unknown.is_empty(), "unknown to the schema: {unknown:?}");
+}
+
+#[test]
+fn the_example_file_sets_every_key_at_its_default() {
+    // "every key, with its default": all but the master list.
+    let mut c = Config::from_toml_str(FULL).expect("parses");
+    assert_eq!(c.masters.len(), 3);
+    c.masters.clear();
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn every_key_has_exactly_one_reload_policy() {
+    let keys: BTreeSet<String> = tree::keys().into_iter().map(|(p, _)| p).collect();
+    let mut seen = BTreeSet::new();
+    for (path, _) in Config::reload_policies() {
+        assert!(seen.insert(path.to_string()), "{path} has two policies");
+    }
+    assert_eq!(seen, keys, "policy tables against the schema's keys");
+}
+
+#[test]
+fn environment_variable_names_are_derived_distinct_and_keep_every_old_name() {
+    let vars: Vec<String> = env::vars().into_iter().map(|(_, v)| v).collect();
+    let distinct: BTreeSet<&String> = vars.iter().collect();
+    assert_eq!(distinct.len(), vars.len(), "two keys share a variable");
+    for v in &vars {
+        assert!(
+            !env::MASTER_LIST.contains(&v.as_str()),
+            "{v} is a master-list variable"
+        );
+    }
+    // Every variable a deployment may already set, before the names were
+    // derived: each must still be read.
+    for old in [
+        "LOCKGATE_LISTEN",
+        "LOCKGATE_ADMIN_LISTEN",
+        "LOCKGATE_LOG_LEVEL",
+        "LOCKGATE_SHUTDOWN_GRACE_MS",
+        "LOCKGATE_REQUIREPASS",
+        "LOCKGATE_PROTECTED_MODE",
+        "LOCKGATE_ADMIN_TOKEN",
+        "LOCKGATE_TLS_LISTEN",
+        "LOCKGATE_TLS_CERT_FILE",
+        "LOCKGATE_TLS_KEY_FILE",
+        "LOCKGATE_TLS_CLIENT_CA_FILE",
+        "LOCKGATE_TLS_HANDSHAKE_TIMEOUT_MS",
+        "LOCKGATE_MASTER_TLS_CA_FILE",
+        "LOCKGATE_MASTER_TLS_CERT_FILE",
+        "LOCKGATE_MASTER_TLS_KEY_FILE",
+        "LOCKGATE_MASTER_TLS_SERVER_NAME",
+        "LOCKGATE_MASTER_TIMEOUT_MS",
+        "LOCKGATE_MASTER_CONNECT_TIMEOUT_MS",
+        "LOCKGATE_MASTER_DOWN_AFTER_TIMEOUTS",
+        "LOCKGATE_MASTER_RECONNECT_MIN_MS",
+        "LOCKGATE_MASTER_RECONNECT_MAX_MS",
+        "LOCKGATE_MASTER_MAX_INFLIGHT",
+        "LOCKGATE_LOCK_DRIFT_FACTOR",
+        "LOCKGATE_LOCK_DRIFT_CONSTANT_MS",
+        "LOCKGATE_LOCK_MIN_TTL_MS",
+        "LOCKGATE_LOCK_MAX_TTL_MS",
+        "LOCKGATE_LOCK_MAX_WAIT_MS",
+        "LOCKGATE_LOCK_KEY_PREFIX",
+        "LOCKGATE_LOCK_MAX_ACQUIRE_TIME_MS",
+        "LOCKGATE_LOCK_BOOTSTRAP",
+        "LOCKGATE_LOCK_SET_WITHOUT_TTL",
+        "LOCKGATE_LIMITS_MAX_FRAME_BYTES",
+        "LOCKGATE_LIMITS_MAX_BULK_BYTES",
+        "LOCKGATE_LIMITS_MAX_ARGS",
+        "LOCKGATE_LIMITS_MAX_NESTING",
+        "LOCKGATE_LIMITS_MAX_INLINE_BYTES",
+        "LOCKGATE_LIMITS_MAX_CLIENTS",
+        "LOCKGATE_LIMITS_MAX_PIPELINE",
+        "LOCKGATE_LIMITS_MAX_KEY_BYTES",
+        "LOCKGATE_LIMITS_IDLE_TIMEOUT_MS",
+        "LOCKGATE_LIMITS_PARTIAL_FRAME_TIMEOUT_MS",
+        "LOCKGATE_LIMITS_MAX_OUTPUT_BUFFER_BYTES",
+        "LOCKGATE_LIMITS_WRITE_TIMEOUT_MS",
+    ] {
+        assert!(vars.iter().any(|v| v == old), "{old} is no longer read");
+    }
+}
+
+#[test]
+fn every_environment_variable_sets_its_key() {
+    // The TLS listener's other keys count only while it is on.
+    let base = [(
+        "LOCKGATE_TLS_LISTEN".to_string(),
+        "127.0.0.1:6390".to_string(),
+    )];
+    for (path, var) in env::vars() {
+        let default = tree::keys()
+            .into_iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, d)| d)
+            .expect("a key");
+        let candidates: Vec<String> = match &default {
+            serde_json::Value::Bool(b) => vec![(!b).to_string()],
+            serde_json::Value::Number(n) if n.is_f64() => vec!["0.25".into()],
+            serde_json::Value::Number(n) => vec![(n.as_u64().expect("u64") + 1).to_string()],
+            _ => ["immediate", "error", "127.0.0.1:1", "x"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let set = candidates.iter().find_map(|value| {
+            let env = |k: &str| {
+                base.iter()
+                    .chain([(var.clone(), value.clone())].iter())
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let c = Config::load_unvalidated(None, &env).ok()?;
+            let got = tree::get(&tree::of(&c), &path).cloned()?;
+            (got != default).then_some(got)
+        });
+        assert!(set.is_some(), "{var} does not set {path}");
+    }
+}
+
+#[test]
+fn the_families_a_user_may_be_granted_are_the_acl_families() {
+    use crate::acl::Family;
+    for name in USER_FAMILIES {
+        let f = Family::from_config(name).expect("a family");
+        assert_eq!(f.as_str(), name);
+    }
+    for f in [Family::Lock, Family::Read, Family::Admin] {
+        assert!(USER_FAMILIES.contains(&f.as_str()), "{f:?}");
+    }
+}
