@@ -97,7 +97,7 @@ pub fn digest_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// Whether clients must authenticate before running commands.
 pub fn required(cfg: &Config) -> bool {
-    cfg.requirepass.is_some() || !cfg.users.is_empty()
+    cfg.auth_required()
 }
 
 fn named<'a>(cfg: &'a Config, name: &[u8]) -> Option<&'a UserConfig> {
@@ -163,7 +163,7 @@ pub fn authorize(
         return Err(Denied::Gone(name.to_string()));
     }
     let family = classify(args);
-    if family != Family::Connection && !u.commands.contains(&family) {
+    if family != Family::Connection && !grants(u, family) {
         return Err(Denied::Command {
             user: u.name.clone(),
             command: command_label(args),
@@ -175,6 +175,14 @@ pub fn authorize(
     } else {
         Err(Denied::Key)
     }
+}
+
+/// Whether `u` was granted `family`. The configuration holds the family
+/// names as written (checked against [`crate::config::USER_FAMILIES`]).
+fn grants(u: &UserConfig, family: Family) -> bool {
+    u.commands
+        .iter()
+        .any(|c| Family::from_config(c) == Some(family))
 }
 
 /// `lock.acquire` or `client|list`, as Redis names a command in NOPERM.

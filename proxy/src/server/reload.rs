@@ -3,22 +3,15 @@
 //! in force, and swapped in whole, or refused whole with the key and the
 //! reason. Nothing is half applied.
 //!
-//! What takes effect without a restart: `requirepass`, `[[users]]`,
-//! `protected_mode`, `admin_token` (on the next command of every
-//! connection), `log_level`, `shutdown_grace_ms`, `master.timeout_ms`,
-//! `lock.min_ttl_ms`, `lock.max_wait_ms`, `lock.set_without_ttl`, and the
-//! `[limits]` except `max_nesting` (protocol limits for new connections;
-//! key length and `max_clients` at once).
-//!
-//! What is refused:
-//! - `masters`, `listen`, `admin_listen`, `lock.key_prefix`: they change
-//!   the quorum, the sockets or where the fence registers live. See the
-//!   README's "Changing the master set".
-//! - keys read once at start by the amnesia guard or the master links
-//!   (`lock.max_ttl_ms` and `lock.max_acquire_time_ms` set the quarantine,
-//!   drift, bootstrap, master reconnect tuning, `limits.max_nesting`):
-//!   restart the gateway, one at a time.
+//! What may change live, what is refused and why, is declared per key in
+//! the configuration schema (the `RELOAD` tables of `config::schema`, read
+//! found by [`crate::config::tree::changes`]); this module only applies it. The
+//! master list is the one key with two refusals: a different set of
+//! addresses changes the quorum (see the README's "Changing the master
+//! set"), while the same set with other credentials only needs a rolling
+//! restart.
 
+use crate::config::policy::{Reload, MASTER_CREDENTIALS, MASTER_SET};
 use crate::config::{Config, ConfigError};
 
 /// Why a reload was not applied; the operator is at fault in every case.
@@ -32,16 +25,9 @@ pub enum ReloadError {
     NoSource,
 }
 
-const MASTER_SET: &str = "changing the master set changes the quorum: a gateway on the old \
-     set and one on the new set can each reach a majority of their own list without a common \
-     master, so both could grant the same lock and fencing tokens could repeat. It is never \
-     applied live; follow \"Changing the master set\" in the README (stop every gateway on the \
-     old set before starting any on the new one, new masters empty)";
-
-const RESTART: &str = "it is read once at start; restart the gateways one at a time to change it";
-
 /// The keys that differ between `old` and `new`, when every one of them
-/// may change live.
+/// may change live; each key's policy is declared in the configuration
+/// schema, beside the key.
 ///
 /// # Errors
 /// [`ReloadError::Refused`] naming the first key that may not.
@@ -52,64 +38,25 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<&'static str>, ReloadError
             reason: reason.to_string(),
         })
     };
-    let addrs = |c: &Config| {
-        c.masters
-            .iter()
-            .map(|m| m.address.clone())
-            .collect::<Vec<_>>()
-    };
-    if addrs(old) != addrs(new) {
-        return refuse("masters", MASTER_SET);
-    }
-    if old.masters != new.masters {
-        return refuse(
-            "masters (credentials)",
-            "master links keep the credentials they started with; restart the gateways one at \
-             a time (the master set itself is unchanged, so this is safe to roll)",
-        );
-    }
-    if old.listen != new.listen {
-        return refuse("listen", RESTART);
-    }
-    if old.admin_listen != new.admin_listen {
-        return refuse("admin_listen", RESTART);
-    }
-    let (ol, nl) = (&old.lock, &new.lock);
-    if ol.key_prefix != nl.key_prefix {
-        return refuse(
-            "lock.key_prefix",
-            "the fence registers and master records live under it: a new prefix starts every \
-             register from nothing, so tokens could go backwards. Treat it like a master-set \
-             change (README, \"Changing the master set\")",
-        );
-    }
-    if ol.max_ttl != nl.max_ttl || ol.max_acquire_time != nl.max_acquire_time {
-        return refuse(
-            "lock.max_ttl_ms / lock.max_acquire_time_ms",
-            "they set the quarantine of a master that restarted empty, which must cover every \
-             lease granted before; restart the gateways one at a time",
-        );
-    }
-    if ol.drift_factor != nl.drift_factor || ol.drift_constant != nl.drift_constant {
-        return refuse("lock.drift_factor / lock.drift_constant_ms", RESTART);
-    }
-    if ol.bootstrap != nl.bootstrap {
-        return refuse("lock.bootstrap", RESTART);
-    }
-    let (om, nm) = (&old.master, &new.master);
-    if om.connect_timeout != nm.connect_timeout
-        || om.down_after_timeouts != nm.down_after_timeouts
-        || om.reconnect_min != nm.reconnect_min
-        || om.reconnect_max != nm.reconnect_max
-        || om.max_inflight != nm.max_inflight
-    {
-        return refuse(
-            "[master] (other than timeout_ms)",
-            "master links keep the tuning they started with; restart the gateways one at a time",
-        );
-    }
-    if old.limits.max_nesting != new.limits.max_nesting {
-        return refuse("limits.max_nesting", RESTART);
+    let changes = crate::config::tree::changes(old, new);
+    for &(key, reload) in &changes {
+        match reload {
+            Reload::MasterList => {
+                let same_set = old
+                    .masters
+                    .iter()
+                    .map(|m| &m.address)
+                    .eq(new.masters.iter().map(|m| &m.address));
+                return if same_set {
+                    refuse("masters (credentials)", MASTER_CREDENTIALS)
+                } else {
+                    refuse(key, MASTER_SET)
+                };
+            }
+            Reload::Refused(reason) => return refuse(key, reason),
+            Reload::RefusedAs(group, reason) => return refuse(group, reason),
+            Reload::Live | Reload::LiveAs(_) | Reload::Kept => {}
+        }
     }
     if tracing_subscriber::EnvFilter::try_new(&new.log_level).is_err() {
         return Err(ReloadError::Invalid(ConfigError::Invalid {
@@ -118,28 +65,16 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<&'static str>, ReloadError
         }));
     }
     let mut changed = Vec::new();
-    let mut note = |key: &'static str, differs: bool| {
-        if differs {
-            changed.push(key);
+    for (key, reload) in changes {
+        let name = match reload {
+            Reload::Live => key,
+            Reload::LiveAs(name) => name,
+            _ => continue,
+        };
+        if !changed.contains(&name) {
+            changed.push(name);
         }
-    };
-    note("requirepass", old.requirepass != new.requirepass);
-    note("users", old.users != new.users);
-    note("protected_mode", old.protected_mode != new.protected_mode);
-    note("admin_token", old.admin_token != new.admin_token);
-    note("log_level", old.log_level != new.log_level);
-    note(
-        "shutdown_grace_ms",
-        old.shutdown_grace != new.shutdown_grace,
-    );
-    note("master.timeout_ms", om.timeout != nm.timeout);
-    note("lock.min_ttl_ms", ol.min_ttl != nl.min_ttl);
-    note("lock.max_wait_ms", ol.max_wait != nl.max_wait);
-    note(
-        "lock.set_without_ttl",
-        ol.set_without_ttl_uses_max != nl.set_without_ttl_uses_max,
-    );
-    note("limits", old.limits != new.limits);
+    }
     Ok(changed)
 }
 
