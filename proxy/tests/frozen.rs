@@ -661,7 +661,10 @@ fn user(name: &str, pw: &str, families: &[&str], keys: &[&str], enabled: bool) -
         password_sha256: sha256(pw.as_bytes()),
         commands: families
             .iter()
-            .map(|f| lockgate::acl::Family::from_config(f).expect("family"))
+            .map(|f| {
+                lockgate::acl::Family::from_config(f).expect("family");
+                (*f).to_string()
+            })
             .collect(),
         keys: keys.iter().map(|k| (*k).to_string()).collect(),
         enabled,

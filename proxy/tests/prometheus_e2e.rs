@@ -140,7 +140,7 @@ async fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus
             .expect("status");
         if let redis::Value::Array(items) = v {
             if let Some(redis::Value::BulkString(owner)) = items.first() {
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     let _: redis::Value = redis::cmd("LOCK.EXTEND")
                         .arg(&key)
                         .arg(owner)

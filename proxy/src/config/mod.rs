@@ -115,7 +115,7 @@ impl Config {
     /// Legal but questionable settings, for the operator's log.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if self.masters.len() % 2 == 0 {
+        if self.masters.len().is_multiple_of(2) {
             w.push(format!(
                 "masters: {} masters (even); a quorum needs {}, so one more master adds no \
                  fault tolerance",
