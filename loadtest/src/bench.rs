@@ -8,7 +8,7 @@
 //!
 //! Sections (`--only` / `--skip`): `overhead`, `redlock`, `degraded`,
 //! `connections`, `kinds` (plain locks vs semaphores vs read and write
-//! locks on one gateway over the same 5 masters, issue 9), `tls` (one
+//! locks on one gateway over the same 5 masters), `tls` (one
 //! gateway's plain port against its TLS port, and a gateway whose masters
 //! serve TLS only; certificates made at run time), and `etcd`, which also
 //! starts a single-node `etcd` and needs the `etcd` cargo feature; without

@@ -69,7 +69,7 @@ async fn smoke_run_against_three_masters_has_no_token_violations() {
             "1500",
         ],
     ];
-    // The lock kinds the checker judges beyond tokens (issue 9): nested
+    // The lock kinds the checker judges beyond tokens: nested
     // reentrant holds, and keepalive locks held past their TTL.
     for (args, line) in [
         (

@@ -4,12 +4,12 @@
 //! Unix time in microseconds)`. The masters, not this module, make tokens
 //! safe: each master's per-key register only rises, and any two quorums share
 //! a master, so two grants never carry the same token and a grant that
-//! completed before another was requested has the smaller one (DESIGN.md
-//! section 2). Proposals only need to be *likely* to win, and to stay below
+//! completed before another was requested has the smaller one (docs/design.md,
+//! *Token rule*). Proposals only need to be *likely* to win, and to stay below
 //! 2^53 because the Lua on the masters holds them as doubles.
 //!
 //! # Deviation from the design, on purpose
-//! DESIGN.md keeps the highest token seen *per key*. A per-key map grows with
+//! The classic design keeps the highest token seen *per key*. A per-key map grows with
 //! every lock name ever used; this gateway keeps one highest-seen value for
 //! all keys instead. It is never lower than any per-key value, so proposals
 //! win at least as often, and memory stays constant. Tokens of a key may then

@@ -1,4 +1,4 @@
-//! The `lockgate` binary's side of issue 7: protected mode refusing to
+//! The `lockgate` binary's side of authentication: protected mode refusing to
 //! start, and live reload from SIGHUP and `POST /reload`, including the
 //! refusal of a master-set change.
 

@@ -1,4 +1,4 @@
-//! Integration tests of read-write locks and counting semaphores (issue 9)
+//! Integration tests of read-write locks and counting semaphores
 //! through the gateway, against real `redis-server` masters on loopback,
 //! driven with the `redis` client crate: every command, contention, writer
 //! preference, expiry, masters killed, and tokens across kinds on one key.

@@ -1,4 +1,4 @@
-//! Hostile clients against a gateway on real masters (issue 7, part 5).
+//! Hostile clients against a gateway on real masters.
 //!
 //! Every case asserts the specific error or the disconnect it gets, then
 //! that a client connected before the attack is unaffected (same

@@ -133,11 +133,7 @@ fn the_pattern_finds_issue_numbers_and_nothing_else() {
     }
 }
 
-/// Ignored until the restructuring branches are merged: the lead un-ignores
-/// it after the merge, once the remaining citations are rewritten to point
-/// at `docs/design.md` sections.
 #[test]
-#[ignore = "un-ignored by the lead after the restructuring merge"]
 fn no_design_md_or_issue_numbers_in_code_or_docs() {
     let hits = hits();
     assert!(

@@ -12,7 +12,7 @@
 //! token on the read and on the write, so overlapping holders cannot lose an
 //! update however the lease was broken.
 //!
-//! A group runs one lock kind ([`LoadKind`]): plain locks, or (issue 9)
+//! A group runs one lock kind ([`LoadKind`]): plain locks, or
 //! reentrant holds, keepalive locks, read-write locks or semaphores. Every
 //! kind's tokens go into one history for the token checks; only exclusive
 //! kinds go into the overlap check (readers and permit holders share a key

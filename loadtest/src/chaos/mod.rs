@@ -8,7 +8,7 @@
 //! one, proving the checker can fail), no lost update, no lock key outliving
 //! its TTL once the fault is gone, and the scenario's own recovery checks.
 //! Validity overlaps are allowed only in the scenarios labelled `timing`.
-//! Scenarios that run the lock kinds (issue 9) also need 0 violations from
+//! Scenarios that run the lock kinds (read-write locks, semaphores) also need 0 violations from
 //! the kinds checkers (semaphore permits, writer exclusion, reentrant
 //! counts); their lines are part of the checker output.
 //!

@@ -1102,7 +1102,7 @@ enum KindsFault {
     Latency,
 }
 
-/// The lock kinds of issue 9 under one master fault: a group each of
+/// The read-write and semaphore lock kinds under one master fault: a group each of
 /// reentrant holds, keepalive locks held past the TTL, read-write locks (30 %
 /// writers) and 2-permit semaphores, each on its own keys, all through one
 /// gateway. The row passes only when every kind kept granting during the

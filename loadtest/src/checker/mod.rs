@@ -136,7 +136,7 @@ pub fn analyse(history: &[GrantRecord], stale_rejected: u64) -> Report {
     r
 }
 
-/// Which lock kind a grant of a read-write lock or semaphore was (issue 9).
+/// Which lock kind a grant of a read-write lock or semaphore was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {

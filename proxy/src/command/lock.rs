@@ -1,4 +1,4 @@
-//! The native lock commands (DESIGN.md section 4):
+//! The native lock commands:
 //!
 //! ```text
 //! LOCK.ACQUIRE key ttl_ms [OWNER value] [WAIT ms] [KEEPALIVE]

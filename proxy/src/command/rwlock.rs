@@ -1,4 +1,4 @@
-//! The read-write lock commands (issue 9):
+//! The read-write lock commands:
 //!
 //! ```text
 //! RWLOCK.READ    key ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil

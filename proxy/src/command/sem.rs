@@ -1,4 +1,4 @@
-//! The counting semaphore commands (issue 9):
+//! The counting semaphore commands:
 //!
 //! ```text
 //! SEM.ACQUIRE key permits ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil

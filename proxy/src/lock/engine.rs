@@ -35,7 +35,8 @@ use crate::metrics::{MasterMetrics, Metrics, Op, Outcome};
 use crate::scripts::{Script, ScriptSet};
 
 /// Rounds one acquire may take: the first, plus up to two retries with a
-/// higher token after stale refusals (DESIGN.md section 2).
+/// higher token after stale refusals (docs/design.md, *Majority quorum,
+/// returned on the first majority*).
 const MAX_ROUNDS: usize = 3;
 
 /// The slowest a waiter polls for a release made elsewhere.
@@ -185,7 +186,7 @@ impl Engine {
             .count()
     }
 
-    /// Test hook for the chaos suite's negative control (issue 6).
+    /// Test hook for the chaos suite's negative control.
     pub fn set_amnesia_guard(&self, on: bool) {
         self.amnesia_guard.store(on, Ordering::SeqCst);
     }

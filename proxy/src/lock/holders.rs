@@ -1,9 +1,9 @@
-//! The quorum machinery shared by read-write locks and semaphores (issue 9):
+//! The quorum machinery shared by read-write locks and semaphores:
 //! kinds whose state on each master is a set of *holders*, each a member of
 //! a sorted set scored by its expiry on that master's own clock, with its
 //! fencing token in a hash beside it.
 //!
-//! The rules are the plain lock's (DESIGN.md section 2), unchanged:
+//! The rules are the plain lock's (docs/design.md, *Lock kinds*), unchanged:
 //! - a grant needs `q` masters to admit the same owner with the same proposed
 //!   token, and is reported only while `ttl - elapsed - drift` is positive;
 //! - the token comes from the user key's fence register, proposed and retried

@@ -1,6 +1,6 @@
 //! A model of N masters running the read-write lock and semaphore rules
 //! (`rw_acquire.lua`, `sem_acquire.lua`) with interleaved proposers, to
-//! property-test the invariants of issue 9 with the real quorum decision
+//! property-test the invariants of read-write locks and semaphores with the real quorum decision
 //! ([`Tally::decide`]) and the real slot choice ([`SlotVotes`]).
 //!
 //! The scheduler starts requests of every kind on one key, delivers their

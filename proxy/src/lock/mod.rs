@@ -1,4 +1,4 @@
-//! The quorum lock engine (DESIGN.md section 2).
+//! The quorum lock engine (docs/design.md, *The algorithm*).
 //!
 //! - [`engine`]: acquire, release, extend and status over N masters.
 //! - [`quorum`]: the pure quorum decision.
@@ -7,7 +7,7 @@
 //! - [`signals`]: wake-ups for local waiters when a lock is released.
 //! - [`holders`]: quorum acquire, release, extend and status of the kinds
 //!   whose masters keep sets of holders: [`rwlock`] (read-write locks) and
-//!   [`semaphore`] (counting semaphores), issue 9.
+//!   [`semaphore`] (counting semaphores).
 //! - [`fair`]: per-key FIFO of local waiters (`WAIT` in arrival order).
 //! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
 //! - [`keepalive`]: connection-bound renewal of `KEEPALIVE` locks.

@@ -1,5 +1,5 @@
 //! The amnesia guard: masters that forgot their data must not vote until it
-//! is safe again (DESIGN.md section 2, "Master restarts").
+//! is safe again (docs/design.md, *Amnesia guard*).
 //!
 //! Each master carries a metadata record (`<prefix>meta`: incarnation id,
 //! fence floor, high-water mark). Every script refuses to vote on a master

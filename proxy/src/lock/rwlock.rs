@@ -1,4 +1,4 @@
-//! Read-write locks (issue 9, part 3): many readers share a key, a writer
+//! Read-write locks: many readers share a key, a writer
 //! excludes readers and other writers, and every grant carries a fencing
 //! token from the key's fence register.
 //!

@@ -1,4 +1,4 @@
-//! Counting semaphores (issue 9, part 4): at most `permits` holders of a key
+//! Counting semaphores: at most `permits` holders of a key
 //! at a time, each grant fenced by a token from the key's fence register.
 //!
 //! # State on each master

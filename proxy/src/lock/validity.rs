@@ -1,7 +1,7 @@
 //! Validity arithmetic: how long a grant may be relied on.
 //!
 //! `validity = ttl - elapsed - (ttl * drift_factor + drift_constant)`
-//! (DESIGN.md section 2). The drift allowance covers clock-rate differences
+//! (docs/design.md, *Drift allowance*). The drift allowance covers clock-rate differences
 //! between the gateway and the masters, which expire keys on their own clocks.
 //! These are pure functions so the rule can be tested exhaustively.
 

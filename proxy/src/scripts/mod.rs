@@ -3,8 +3,8 @@
 //! can call it with EVALSHA and fall back to EVAL on NOSCRIPT.
 //!
 //! The scripts are the only code that touches lock keys, fence registers and
-//! the metadata record on a master; the safety argument in DESIGN.md section 2
-//! rests on each one running atomically.
+//! the metadata record on a master; the safety arguments of docs/design.md
+//! rest on each one running atomically.
 
 use sha1::{Digest, Sha1};
 
@@ -39,7 +39,7 @@ pub struct ScriptSet {
     pub extend: Script,
     pub status: Script,
     pub meta_init: Script,
-    /// Read-write locks and semaphores (issue 9): see `lock::rwlock` and
+    /// Read-write locks and semaphores: see `lock::rwlock` and
     /// `lock::semaphore`.
     pub rw_acquire: Script,
     pub sem_acquire: Script,

@@ -1,8 +1,8 @@
 //! Runs lock commands against the engine and shapes their replies.
 //!
 //! A grant is not a reply yet: [`Response::Grant`] carries it to the writer,
-//! which re-checks validity just before encoding (DESIGN.md section 2:
-//! "validity re-checked just before replying"). A grant whose validity ran
+//! which re-checks validity just before encoding (docs/design.md,
+//! *Validity re-check before reply*). A grant whose validity ran
 //! out while it waited behind earlier replies is released and answered as
 //! not acquired.
 

@@ -1,4 +1,4 @@
-//! Runs the read-write lock and semaphore commands (issue 9) against the
+//! Runs the read-write lock and semaphore commands against the
 //! engine and shapes their replies. Bounds are the plain lock's: key length,
 //! TTL within `[min_ttl, max_ttl]`, WAIT at most `max_wait`. A grant travels
 //! to the writer as [`Response::HolderGrant`], which re-checks its validity
