@@ -68,17 +68,22 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     let Some(row) = registry::find(name) else {
         return Err(unknown(name, &args[1..]));
     };
-    let parsed = match row.route {
+    // A row whose parser does not know the name is a registry mistake that
+    // the registry's tests catch; the client sees "unknown command".
+    parse_route(row.route, name, args)?.ok_or_else(|| unknown(name, &args[1..]))
+}
+
+/// Runs the parser of `route` on `args`; `Ok(None)` when that parser does
+/// not know `name`. The one place a route meets its parser.
+pub fn parse_route(route: Route, name: &[u8], args: &[Bytes]) -> Result<Option<Request>, Reply> {
+    Ok(match route {
         Route::Local => local::parse(name, args)?.map(Request::Local),
         Route::Plain | Route::Reentrant => lock::parse(name, args)?.map(Request::Lock),
         Route::RwLock => rwlock::parse(name, args)?.map(Request::RwLock),
         Route::Semaphore => sem::parse(name, args)?.map(Request::Sem),
         Route::DropIn => dropin::parse(name, args)?.map(Request::DropIn),
         Route::Script => script::parse(name, args)?.map(Request::Script),
-    };
-    // A row whose parser does not know the name is a registry mistake that
-    // the registry's tests catch; the client sees "unknown command".
-    parsed.ok_or_else(|| unknown(name, &args[1..]))
+    })
 }
 
 /// The error for a command lockgate does not serve.

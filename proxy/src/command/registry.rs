@@ -477,3 +477,98 @@ pub const UNSUPPORTED: &[&str] = &[
     "MOVE",
     "COPY",
 ];
+
+/// The README's command reference table, generated from [`COMMANDS`] (a
+/// test keeps the README's copy current).
+pub fn readme_reference() -> String {
+    let mut out = String::from(
+        "| command | arity | flags | keys (first, last, step) | family | summary |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for c in COMMANDS {
+        let (first, last, step) = c.keys.triple();
+        let keys = match c.keys {
+            Keys::None => "none".to_string(),
+            Keys::KeyNum { index } => format!("numkeys at {index}, then the keys"),
+            Keys::Range { .. } => format!("{first}, {last}, {step}"),
+        };
+        let flags = if c.flags.is_empty() {
+            "—".to_string()
+        } else {
+            c.flags.join(" ")
+        };
+        let mut family = format!("`{}`", c.family.as_str());
+        for (sub, fam) in other_families(c) {
+            family.push_str(&format!(
+                "; `{} {}`: `{}`",
+                c.name.to_ascii_uppercase(),
+                sub.to_ascii_uppercase(),
+                fam.as_str()
+            ));
+        }
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            c.usage.replace('|', "\\|"),
+            c.arity,
+            flags,
+            keys,
+            family,
+            c.summary.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+/// The README's family table, generated from [`COMMANDS`].
+pub fn readme_families() -> String {
+    let mut out = String::from("| family | commands |\n|---|---|\n");
+    for f in Family::ALL {
+        let mut names = Vec::new();
+        for c in COMMANDS {
+            let others = other_families(c);
+            if c.family == f {
+                let except: Vec<String> = others
+                    .iter()
+                    .map(|(s, _)| format!("`{}`", s.to_ascii_uppercase()))
+                    .collect();
+                let mut n = format!("`{}`", c.name.to_ascii_uppercase());
+                if !except.is_empty() {
+                    n.push_str(&format!(" (except {})", except.join(", ")));
+                }
+                names.push(n);
+            }
+            for (s, fam) in others {
+                if fam == f {
+                    names.push(format!(
+                        "`{} {}`",
+                        c.name.to_ascii_uppercase(),
+                        s.to_ascii_uppercase()
+                    ));
+                }
+            }
+        }
+        let label = match f {
+            Family::Connection => "connection (always allowed once authenticated)".to_string(),
+            f => format!("`{}`", f.as_str()),
+        };
+        out.push_str(&format!("| {label} | {} |\n", names.join(", ")));
+    }
+    out
+}
+
+/// The subcommands of `c` whose family differs from its own.
+fn other_families(c: &Command) -> Vec<(&'static str, Family)> {
+    let mut v: Vec<(&'static str, Family)> = c
+        .subs
+        .iter()
+        .filter(|s| s.family != c.family)
+        .map(|s| (s.name, s.family))
+        .collect();
+    v.extend(
+        ACL_ONLY_SUBS
+            .iter()
+            .filter(|(n, _, f)| *n == c.name && *f != c.family)
+            .map(|(_, s, f)| (*s, *f)),
+    );
+    v
+}

@@ -38,7 +38,7 @@ fn pairs(kv: Vec<(&'static str, Reply)>) -> Reply {
 /// The key specifications of `c`, shaped as Redis 7 shapes them.
 fn key_specs(c: &Command) -> Reply {
     let (begin, find) = match c.keys {
-        Keys::None => return Reply::Array(Vec::new()),
+        Keys::None => return Reply::Set(Vec::new()),
         Keys::Range { index, last, step } => (
             index,
             pairs(vec![
@@ -68,7 +68,7 @@ fn key_specs(c: &Command) -> Reply {
             ]),
         ),
     };
-    Reply::Array(vec![pairs(vec![
+    Reply::Set(vec![pairs(vec![
         ("flags", simple_set(c.key_flags)),
         (
             "begin_search",
@@ -95,8 +95,17 @@ fn command_info(c: &Command) -> Reply {
         simple_set(&c.categories()),
         Reply::Set(Vec::new()),
         key_specs(c),
-        Reply::Array(c.subs.iter().map(|s| sub_info(c, s)).collect()),
+        subcommands(c),
     ])
+}
+
+/// Redis answers an empty set for a command without subcommands, and an
+/// array of their entries otherwise.
+fn subcommands(c: &Command) -> Reply {
+    if c.subs.is_empty() {
+        return Reply::Set(Vec::new());
+    }
+    Reply::Array(c.subs.iter().map(|s| sub_info(c, s)).collect())
 }
 
 fn sub_info(c: &Command, s: &Sub) -> Reply {
@@ -109,8 +118,8 @@ fn sub_info(c: &Command, s: &Sub) -> Reply {
         Reply::Int(0),
         simple_set(&s.categories(c)),
         Reply::Set(Vec::new()),
-        Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
+        Reply::Set(Vec::new()),
+        Reply::Set(Vec::new()),
     ])
 }
 
