@@ -572,3 +572,37 @@ fn other_families(c: &Command) -> Vec<(&'static str, Family)> {
     );
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_key_triples_follow_redis() {
+        let t = |n: &str| find(n.as_bytes()).expect(n).keys.triple();
+        assert_eq!(t("get"), (1, 1, 1));
+        assert_eq!(t("EXISTS"), (1, -1, 1));
+        assert_eq!(t("blpop"), (1, -2, 1));
+        assert_eq!(t("evalsha"), (0, 0, 0));
+        assert_eq!(t("ping"), (0, 0, 0));
+    }
+
+    #[test]
+    fn categories_come_from_the_family_and_flags() {
+        let c = |n: &str| find(n.as_bytes()).expect(n).categories();
+        assert_eq!(c("get"), ["@read", "@fast"]);
+        assert_eq!(c("blpop"), ["@write", "@blocking", "@slow"]);
+        assert_eq!(c("eval_ro"), ["@write", "@scripting", "@slow"]);
+        assert_eq!(c("ping"), ["@connection", "@fast"]);
+    }
+
+    #[test]
+    fn lookups_ignore_case_and_unsupported_names_are_not_served() {
+        assert_eq!(find(b"LoCk.AcQuIrE").map(|c| c.route), Some(Route::Plain));
+        assert!(find(b"del").is_none() && is_unsupported(b"del"));
+        assert!(COMMANDS.iter().all(|c| !is_unsupported(c.name.as_bytes())));
+        let client = find(b"client").expect("client");
+        assert_eq!(client.sub(b"LIST").map(|s| s.family), Some(Family::Admin));
+        assert!(client.sub(b"kill").is_none(), "refused by the parser");
+    }
+}
