@@ -427,7 +427,9 @@ impl Metrics {
         self.masters.resolve(name)
     }
 
-    /// Counts a client command; `name` must come from a bounded set.
+    /// The counter of one `lockgate_commands_total` label; `name` must come
+    /// from a bounded set: the command registry's rows with their own label
+    /// (`crate::command::registry::Metric::Own`), and `other`.
     pub fn command(&self, name: &'static str) -> IntCounter {
         self.commands.with_label_values(&[name])
     }

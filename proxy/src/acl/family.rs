@@ -1,120 +1,41 @@
 //! Command families, the unit of ACL command permissions: every command the
-//! gateway serves belongs to exactly one family, looked up in [`TABLE`].
+//! gateway serves belongs to exactly one family, declared in its row of the
+//! command registry ([`crate::command::registry`]), and a container's
+//! subcommand row (`client|list`) may name another.
 //!
-//! Classifying a new command is one row in [`TABLE`]: its lowercase name,
-//! optionally a subcommand (`client|list`), and its family. A command with
-//! no row falls back to [`Family::Admin`], so a command added without
-//! thinking about ACLs is denied to lock and read users rather than quietly
-//! allowed (fail closed).
+//! A command with no row falls back to [`Family::Admin`], so a command added
+//! without thinking about ACLs is denied to lock and read users rather than
+//! quietly allowed (fail closed).
 
 use bytes::Bytes;
 
-/// What a user may be allowed to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// Handshake and per-connection state (PING, HELLO, AUTH, CLIENT
-    /// SETNAME ...): allowed to every authenticated user.
-    Connection,
-    /// Takes, extends or releases locks.
-    Lock,
-    /// Reads lock state.
-    Read,
-    /// Gateway introspection and administration.
-    Admin,
-}
-
-/// Rows of (command, subcommand, family); a row with a subcommand wins over
-/// the command's own row.
-pub const TABLE: &[(&str, Option<&str>, Family)] = &[
-    ("ping", None, Family::Connection),
-    ("echo", None, Family::Connection),
-    ("hello", None, Family::Connection),
-    ("auth", None, Family::Connection),
-    ("quit", None, Family::Connection),
-    ("reset", None, Family::Connection),
-    ("select", None, Family::Connection),
-    ("command", None, Family::Connection),
-    ("time", None, Family::Connection),
-    ("lock.tokens", None, Family::Connection),
-    ("client", None, Family::Connection),
-    ("client", Some("list"), Family::Admin),
-    ("client", Some("kill"), Family::Admin),
-    ("lock.acquire", None, Family::Lock),
-    ("lock.release", None, Family::Lock),
-    ("lock.extend", None, Family::Lock),
-    ("rwlock.read", None, Family::Lock),
-    ("rwlock.write", None, Family::Lock),
-    ("rwlock.release", None, Family::Lock),
-    ("rwlock.extend", None, Family::Lock),
-    ("rlock.acquire", None, Family::Lock),
-    ("rlock.release", None, Family::Lock),
-    ("rlock.extend", None, Family::Lock),
-    ("sem.acquire", None, Family::Lock),
-    ("sem.release", None, Family::Lock),
-    ("sem.extend", None, Family::Lock),
-    ("set", None, Family::Lock),
-    ("eval", None, Family::Lock),
-    ("evalsha", None, Family::Lock),
-    ("eval_ro", None, Family::Lock),
-    ("evalsha_ro", None, Family::Lock),
-    ("blpop", None, Family::Lock),
-    ("script", None, Family::Lock),
-    ("script", Some("flush"), Family::Admin),
-    ("get", None, Family::Read),
-    ("exists", None, Family::Read),
-    ("pttl", None, Family::Read),
-    ("ttl", None, Family::Read),
-    ("lock.status", None, Family::Read),
-    ("rwlock.status", None, Family::Read),
-    ("sem.status", None, Family::Read),
-    ("rlock.status", None, Family::Read),
-    ("info", None, Family::Admin),
-    ("dbsize", None, Family::Admin),
-];
-
-// === impl Family ===
-
-impl Family {
-    /// The name used in the configuration (`commands = ["lock", ...]`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Connection => "connection",
-            Family::Lock => "lock",
-            Family::Read => "read",
-            Family::Admin => "admin",
-        }
-    }
-
-    /// Parses a configured family name; `connection` is implied and cannot
-    /// be granted or withheld.
-    pub fn from_config(s: &str) -> Option<Family> {
-        match s {
-            "lock" => Some(Family::Lock),
-            "read" => Some(Family::Read),
-            "admin" => Some(Family::Admin),
-            _ => None,
-        }
-    }
-}
+pub use crate::command::registry::Family;
+use crate::command::registry::{self, ACL_ONLY_SUBS};
 
 /// The family of a request (`args` non-empty for a useful answer).
 pub fn classify(args: &[Bytes]) -> Family {
     let Some(name) = args.first() else {
         return Family::Admin;
     };
-    let sub = args.get(1);
-    let mut found = None;
-    for (cmd, s, fam) in TABLE {
-        if !cmd.as_bytes().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        match (s, sub) {
-            (Some(s), Some(a)) if s.as_bytes().eq_ignore_ascii_case(a) => return *fam,
-            (None, _) => found = Some(*fam),
-            _ => {}
-        }
+    let Some(row) = registry::find(name) else {
+        return Family::Admin;
+    };
+    let Some(sub) = args.get(1) else {
+        return row.family;
+    };
+    if let Some(s) = row.sub(sub) {
+        return s.family;
     }
-    found.unwrap_or(Family::Admin)
+    ACL_ONLY_SUBS
+        .iter()
+        .find(|(c, s, _)| *c == row.name && s.as_bytes().eq_ignore_ascii_case(sub))
+        .map_or(row.family, |(_, _, f)| *f)
+}
+
+/// Whether NOPERM names `name` with its subcommand (`client|list`), as
+/// Redis does for container commands.
+pub fn has_subcommands(name: &[u8]) -> bool {
+    registry::find(name).is_some_and(|r| !r.subs.is_empty())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! differing byte nor the stored password's length shows in the timing.
 //!
 //! - [`glob`]: key pattern matching.
-//! - [`family`]: the command → family table.
+//! - [`family`]: a command's family, from the command registry.
 
 pub mod family;
 pub mod glob;
@@ -192,9 +192,7 @@ fn command_label(args: &[Bytes]) -> String {
         return String::new();
     };
     let base = short(name);
-    let has_sub = family::TABLE
-        .iter()
-        .any(|(c, s, _)| s.is_some() && c.eq_ignore_ascii_case(&base));
+    let has_sub = family::has_subcommands(name);
     match args.get(1) {
         Some(sub) if has_sub => format!("{base}|{}", short(sub)),
         _ => base,

@@ -1,6 +1,6 @@
 //! Commands the gateway answers itself, without asking any master:
 //! connection handshake and introspection (PING, ECHO, HELLO, AUTH, SELECT,
-//! QUIT, RESET, CLIENT, COMMAND, INFO, TIME, DBSIZE).
+//! QUIT, RESET, CLIENT, COMMAND, INFO, TIME, DBSIZE, LOCK.TOKENS).
 //!
 //! Accept what clients send on connect: redis-py, ioredis, go-redis and
 //! redis-rs all probe some of these and refuse to continue on an error.
@@ -34,6 +34,14 @@ pub enum ClientSub {
     Accept,
 }
 
+/// The filter of `COMMAND LIST FILTERBY ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFilter {
+    Module(Bytes),
+    AclCat(Bytes),
+    Pattern(Bytes),
+}
+
 /// A locally answered command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Local {
@@ -48,10 +56,15 @@ pub enum Local {
     Quit,
     Reset,
     Client(ClientSub),
+    /// `COMMAND`: the details of every command.
+    CommandAll,
     CommandCount,
-    CommandDocs,
+    /// `COMMAND DOCS [name ...]`; no names: every command.
+    CommandDocs(Vec<Bytes>),
+    /// `COMMAND INFO [name ...]`; no names: every command.
     CommandInfo(Vec<Bytes>),
-    CommandList,
+    /// `COMMAND LIST [FILTERBY MODULE m | ACLCAT c | PATTERN p]`.
+    CommandList(Option<ListFilter>),
     Info(Vec<Bytes>),
     Time,
     Dbsize,
@@ -104,10 +117,11 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<Local>, Reply> {
         Local::Client(parse_client(args)?)
     } else if is(name, "COMMAND") {
         match args.get(1) {
-            None => Local::CommandList,
+            None => Local::CommandAll,
             Some(s) if is(s, "COUNT") => Local::CommandCount,
-            Some(s) if is(s, "DOCS") => Local::CommandDocs,
+            Some(s) if is(s, "DOCS") => Local::CommandDocs(args[2..].to_vec()),
             Some(s) if is(s, "INFO") => Local::CommandInfo(args[2..].to_vec()),
+            Some(s) if is(s, "LIST") => Local::CommandList(parse_list_filter(&args[2..])?),
             Some(s) => {
                 return Err(Reply::error(format!(
                     "ERR unknown subcommand '{}'. Try COMMAND HELP.",
@@ -135,6 +149,25 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<Local>, Reply> {
         return Ok(None);
     };
     Ok(Some(l))
+}
+
+fn parse_list_filter(rest: &[Bytes]) -> Result<Option<ListFilter>, Reply> {
+    match rest {
+        [] => Ok(None),
+        [by, kind, v] if is(by, "FILTERBY") => {
+            let v = v.clone();
+            if is(kind, "MODULE") {
+                Ok(Some(ListFilter::Module(v)))
+            } else if is(kind, "ACLCAT") {
+                Ok(Some(ListFilter::AclCat(v)))
+            } else if is(kind, "PATTERN") {
+                Ok(Some(ListFilter::Pattern(v)))
+            } else {
+                Err(Reply::error("ERR syntax error"))
+            }
+        }
+        _ => Err(Reply::error("ERR syntax error")),
+    }
 }
 
 fn parse_hello(args: &[Bytes]) -> Result<HelloArgs, Reply> {
@@ -254,6 +287,19 @@ mod tests {
     #[test]
     fn command_subcommands_parse() {
         assert_eq!(p(&["command", "count"]), Ok(Some(Local::CommandCount)));
-        assert_eq!(p(&["COMMAND", "DOCS"]), Ok(Some(Local::CommandDocs)));
+        assert_eq!(
+            p(&["COMMAND", "DOCS"]),
+            Ok(Some(Local::CommandDocs(vec![])))
+        );
+        assert_eq!(p(&["COMMAND"]), Ok(Some(Local::CommandAll)));
+        assert_eq!(p(&["COMMAND", "list"]), Ok(Some(Local::CommandList(None))));
+        assert_eq!(
+            p(&["COMMAND", "LIST", "filterby", "pattern", "lock.*"]),
+            Ok(Some(Local::CommandList(Some(ListFilter::Pattern(
+                Bytes::from_static(b"lock.*")
+            )))))
+        );
+        assert!(p(&["COMMAND", "LIST", "FILTERBY", "COLOR", "x"]).is_err());
+        assert!(p(&["COMMAND", "LIST", "x"]).is_err());
     }
 }

@@ -3,6 +3,8 @@
 //! The server identifies as Redis 7.2 in HELLO and INFO, because client
 //! libraries gate features on that version; the real identity is in the
 //! `lockgate` INFO section. Credentials are checked by [`super::auth`].
+//! `COMMAND` and its subcommands answer from the command registry
+//! ([`crate::command::registry`]) in the shapes Redis 7 uses.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -12,116 +14,220 @@ use bytes::Bytes;
 
 use super::state::ConnState;
 use super::Shared;
-use crate::command::{is, ClientSub, HelloArgs, Local};
+use crate::acl::glob_match;
+use crate::command::registry::{self, Command, Keys, Sub, COMMANDS};
+use crate::command::{is, ClientSub, HelloArgs, ListFilter, Local};
 use crate::resp::{Protocol, Reply};
 
 /// The Redis version the gateway claims to be compatible with.
 pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 
-/// A COMMAND INFO row: (name, arity, flags, first key, last key, step).
-type CommandRow = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+fn simple_set(items: &[&'static str]) -> Reply {
+    Reply::Set(
+        items
+            .iter()
+            .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
+            .collect(),
+    )
+}
 
-/// Commands the gateway serves, for COMMAND and COMMAND INFO.
-const COMMANDS: &[CommandRow] = &[
-    ("ping", -1, &["fast", "stale"], 0, 0, 0),
-    ("echo", 2, &["fast"], 0, 0, 0),
-    (
-        "hello",
-        -1,
-        &["noscript", "loading", "stale", "fast", "no_auth"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "auth",
-        -2,
-        &["noscript", "loading", "stale", "fast", "no_auth"],
-        0,
-        0,
-        0,
-    ),
-    ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
-    (
-        "quit",
-        -1,
-        &["noscript", "loading", "stale", "fast", "no_auth"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "reset",
-        1,
-        &["noscript", "loading", "stale", "fast", "no_auth"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "client",
-        -2,
-        &["admin", "noscript", "loading", "stale"],
-        0,
-        0,
-        0,
-    ),
-    ("command", -1, &["loading", "stale"], 0, 0, 0),
-    ("info", -1, &["loading", "stale"], 0, 0, 0),
-    ("time", 1, &["loading", "stale", "fast"], 0, 0, 0),
-    ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
-    ("lock.acquire", -3, &["write"], 1, 1, 1),
-    ("lock.release", 3, &["write"], 1, 1, 1),
-    ("lock.extend", 4, &["write"], 1, 1, 1),
-    ("lock.status", 2, &["readonly"], 1, 1, 1),
-    ("set", -3, &["write", "denyoom"], 1, 1, 1),
-    ("get", 2, &["readonly", "fast"], 1, 1, 1),
-    ("exists", -2, &["readonly", "fast"], 1, -1, 1),
-    ("pttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
-    ("ttl", 2, &["readonly", "random", "fast"], 1, 1, 1),
-    (
-        "eval",
-        -3,
-        &["noscript", "skip_monitor", "may_replicate"],
-        0,
-        0,
-        0,
-    ),
-    (
-        "evalsha",
-        -3,
-        &["noscript", "skip_monitor", "may_replicate"],
-        0,
-        0,
-        0,
-    ),
-    ("script", -2, &["noscript"], 0, 0, 0),
-];
+fn pairs(kv: Vec<(&'static str, Reply)>) -> Reply {
+    Reply::Map(kv.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect())
+}
 
-fn command_info(name: &[u8]) -> Reply {
-    match COMMANDS
-        .iter()
-        .find(|c| c.0.as_bytes().eq_ignore_ascii_case(name))
-    {
-        Some((n, arity, flags, first, last, step)) => Reply::Array(vec![
-            Reply::bulk(*n),
-            Reply::Int(*arity),
-            Reply::Set(
-                flags
+/// The key specifications of `c`, shaped as Redis 7 shapes them.
+fn key_specs(c: &Command) -> Reply {
+    let (begin, find) = match c.keys {
+        Keys::None => return Reply::Set(Vec::new()),
+        Keys::Range { index, last, step } => (
+            index,
+            pairs(vec![
+                ("type", Reply::bulk("range")),
+                (
+                    "spec",
+                    pairs(vec![
+                        ("lastkey", Reply::Int(last)),
+                        ("keystep", Reply::Int(step)),
+                        ("limit", Reply::Int(0)),
+                    ]),
+                ),
+            ]),
+        ),
+        Keys::KeyNum { index } => (
+            index,
+            pairs(vec![
+                ("type", Reply::bulk("keynum")),
+                (
+                    "spec",
+                    pairs(vec![
+                        ("keynumidx", Reply::Int(0)),
+                        ("firstkey", Reply::Int(1)),
+                        ("keystep", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+        ),
+    };
+    Reply::Set(vec![pairs(vec![
+        ("flags", simple_set(c.key_flags)),
+        (
+            "begin_search",
+            pairs(vec![
+                ("type", Reply::bulk("index")),
+                ("spec", pairs(vec![("index", Reply::Int(begin))])),
+            ]),
+        ),
+        ("find_keys", find),
+    ])])
+}
+
+/// A `COMMAND INFO` entry: name, arity, flags, first key, last key, step,
+/// ACL categories, tips, key specs, subcommands.
+fn command_info(c: &Command) -> Reply {
+    let (first, last, step) = c.keys.triple();
+    Reply::Array(vec![
+        Reply::bulk(c.name),
+        Reply::Int(c.arity),
+        simple_set(c.flags),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
+        simple_set(&c.categories()),
+        Reply::Set(Vec::new()),
+        key_specs(c),
+        subcommands(c),
+    ])
+}
+
+/// Redis answers an empty set for a command without subcommands, and an
+/// array of their entries otherwise.
+fn subcommands(c: &Command) -> Reply {
+    if c.subs.is_empty() {
+        return Reply::Set(Vec::new());
+    }
+    Reply::Array(c.subs.iter().map(|s| sub_info(c, s)).collect())
+}
+
+fn sub_info(c: &Command, s: &Sub) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk(format!("{}|{}", c.name, s.name)),
+        Reply::Int(s.arity),
+        simple_set(s.flags),
+        Reply::Int(0),
+        Reply::Int(0),
+        Reply::Int(0),
+        simple_set(&s.categories(c)),
+        Reply::Set(Vec::new()),
+        Reply::Set(Vec::new()),
+        Reply::Set(Vec::new()),
+    ])
+}
+
+/// `name` or `container|sub`, as `COMMAND INFO` and `DOCS` take them.
+fn lookup(name: &[u8]) -> Option<(&'static Command, Option<&'static Sub>)> {
+    match name.iter().position(|&b| b == b'|') {
+        None => registry::find(name).map(|c| (c, None)),
+        Some(i) => {
+            let c = registry::find(&name[..i])?;
+            Some((c, Some(c.sub(&name[i + 1..])?)))
+        }
+    }
+}
+
+fn info_of(name: &[u8]) -> Reply {
+    match lookup(name) {
+        Some((c, None)) => command_info(c),
+        Some((c, Some(s))) => sub_info(c, s),
+        // Redis answers a nil for each unknown name.
+        None => Reply::Nil,
+    }
+}
+
+fn command_docs(c: &Command) -> Reply {
+    let mut kv = vec![
+        ("summary", Reply::bulk(c.summary)),
+        ("group", Reply::bulk(c.group)),
+    ];
+    if !c.subs.is_empty() {
+        kv.push((
+            "subcommands",
+            Reply::Map(
+                c.subs
                     .iter()
-                    .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
+                    .map(|s| {
+                        (
+                            Reply::bulk(format!("{}|{}", c.name, s.name)),
+                            sub_docs(c, s),
+                        )
+                    })
                     .collect(),
             ),
-            Reply::Int(*first),
-            Reply::Int(*last),
-            Reply::Int(*step),
-            Reply::Set(Vec::new()),
-            Reply::Array(Vec::new()),
-            Reply::Array(Vec::new()),
-            Reply::Array(Vec::new()),
-        ]),
-        None => Reply::NilArray,
+        ));
     }
+    pairs(kv)
+}
+
+fn sub_docs(c: &Command, s: &Sub) -> Reply {
+    pairs(vec![
+        ("summary", Reply::bulk(s.summary)),
+        ("group", Reply::bulk(c.group)),
+    ])
+}
+
+/// `COMMAND DOCS`: a map from name to docs; unknown names are left out.
+fn docs(names: &[Bytes]) -> Reply {
+    let entry = |c: &Command, s: Option<&Sub>| match s {
+        None => (Reply::bulk(c.name), command_docs(c)),
+        Some(s) => (
+            Reply::bulk(format!("{}|{}", c.name, s.name)),
+            sub_docs(c, s),
+        ),
+    };
+    if names.is_empty() {
+        return Reply::Map(COMMANDS.iter().map(|c| entry(c, None)).collect());
+    }
+    Reply::Map(
+        names
+            .iter()
+            .filter_map(|n| lookup(n))
+            .map(|(c, s)| entry(c, s))
+            .collect(),
+    )
+}
+
+/// Every command name and `container|sub` name, as `COMMAND LIST` lists
+/// them, with the ACL categories each is filtered by.
+fn list(filter: Option<&ListFilter>) -> Reply {
+    let mut out = Vec::new();
+    for c in COMMANDS {
+        let mut names = vec![(c.name.to_string(), c.categories())];
+        names.extend(
+            c.subs
+                .iter()
+                .map(|s| (format!("{}|{}", c.name, s.name), s.categories(c))),
+        );
+        for (name, cats) in names {
+            let keep = match filter {
+                None => true,
+                // The gateway loads no modules.
+                Some(ListFilter::Module(_)) => false,
+                Some(ListFilter::AclCat(cat)) => cats
+                    .iter()
+                    .any(|k| k.as_bytes()[1..].eq_ignore_ascii_case(cat)),
+                Some(ListFilter::Pattern(p)) => {
+                    glob_match(&p.to_ascii_lowercase(), name.as_bytes())
+                }
+            };
+            if keep {
+                out.push(Reply::bulk(name));
+            }
+        }
+    }
+    Reply::Array(out)
+}
+
+fn command_all() -> Reply {
+    Reply::Array(COMMANDS.iter().map(command_info).collect())
 }
 
 fn hello_map(state: &ConnState) -> Reply {
@@ -189,15 +295,12 @@ pub fn answer(shared: &Shared, state: &mut ConnState, cmd: Local) -> Reply {
             Reply::simple("RESET")
         }
         Local::Client(sub) => client(shared, state, sub),
-        Local::CommandCount => Reply::Int(COMMANDS.len() as i64),
-        Local::CommandDocs => Reply::Map(Vec::new()),
-        Local::CommandInfo(names) => Reply::Array(names.iter().map(|n| command_info(n)).collect()),
-        Local::CommandList => Reply::Array(
-            COMMANDS
-                .iter()
-                .map(|c| command_info(c.0.as_bytes()))
-                .collect(),
-        ),
+        Local::CommandCount => Reply::Int(i64::try_from(COMMANDS.len()).unwrap_or(i64::MAX)),
+        Local::CommandDocs(names) => docs(&names),
+        Local::CommandInfo(names) if names.is_empty() => command_all(),
+        Local::CommandInfo(names) => Reply::Array(names.iter().map(|n| info_of(n)).collect()),
+        Local::CommandAll => command_all(),
+        Local::CommandList(filter) => list(filter.as_ref()),
         Local::Info(sections) => Reply::Verbatim(Bytes::from(info(shared, &sections))),
         Local::Time => {
             let now = SystemTime::now()

@@ -86,50 +86,6 @@ pub enum StartError {
     Config(String),
 }
 
-/// Command names counted in `lockgate_commands_total`; anything else is
-/// `other`, so the label set stays bounded whatever clients send.
-const COUNTED: &[&str] = &[
-    "ping",
-    "echo",
-    "hello",
-    "auth",
-    "select",
-    "quit",
-    "reset",
-    "client",
-    "command",
-    "info",
-    "time",
-    "dbsize",
-    "lock.acquire",
-    "lock.release",
-    "lock.extend",
-    "lock.status",
-    "lock.tokens",
-    "rlock.acquire",
-    "rlock.release",
-    "rlock.extend",
-    "rlock.status",
-    "set",
-    "get",
-    "exists",
-    "pttl",
-    "ttl",
-    "blpop",
-    "eval",
-    "evalsha",
-    "script",
-    "rwlock.read",
-    "rwlock.write",
-    "rwlock.release",
-    "rwlock.extend",
-    "rwlock.status",
-    "sem.acquire",
-    "sem.release",
-    "sem.extend",
-    "sem.status",
-];
-
 /// State shared by every connection of one gateway.
 pub struct Shared {
     config: ArcSwap<Config>,
@@ -162,7 +118,14 @@ impl Shared {
         local_addr: SocketAddr,
         fd_room: usize,
     ) -> Self {
-        let command_counters = COUNTED.iter().map(|n| (*n, metrics.command(n))).collect();
+        // Every registry row with its own label, resolved up front; anything
+        // else is `other`, so the label set stays bounded whatever clients
+        // send.
+        let command_counters = crate::command::registry::COMMANDS
+            .iter()
+            .filter(|c| c.metric == crate::command::registry::Metric::Own)
+            .map(|c| (c.name, metrics.command(c.name)))
+            .collect();
         Shared {
             config: ArcSwap::from_pointee(config),
             reload_hooks: OnceLock::new(),
