@@ -637,10 +637,15 @@ pub async fn refuse_duplicates(
     }
     let pairs: Vec<String> = masters
         .iter()
-        .filter_map(|m| {
-            m.shared
-                .duplicate_of()
-                .map(|of| format!("{of} and {} reach the same Redis server", m.name()))
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let of = m.shared.duplicate_of()?;
+            // In the order of the configured list, whichever connected first.
+            let pair = match masters.iter().position(|h| h.name() == of) {
+                Some(h) if h > i => format!("{} and {of}", m.name()),
+                _ => format!("{of} and {}", m.name()),
+            };
+            Some(format!("{pair} reach the same Redis server"))
         })
         .collect();
     if pairs.is_empty() {
