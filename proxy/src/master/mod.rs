@@ -11,8 +11,10 @@
 //!
 //! # Health
 //! A master is `Up` only after connect (and, with `tls = true`, a TLS
-//! handshake whose certificate verified), AUTH, PING and SCRIPT LOAD all
-//! succeeded, each step within `connect_timeout`. A certificate that fails
+//! handshake whose certificate verified), AUTH, PING, INFO server, CONFIG
+//! GET and SCRIPT LOAD all succeeded (a refused CONFIG GET is an answer:
+//! see *Guards*), each step within `connect_timeout`. `Up` is not yet a
+//! vote: the guards below and the amnesia guard may still withhold it. A certificate that fails
 //! verification keeps the master down like any other failed connect, counted
 //! by reason in `lockgate_master_connect_failures_total`. Calls to a master whose
 //! link is down fail at once with [`MasterError::Down`] and are never
