@@ -43,7 +43,7 @@ use tracing::{debug, info};
 
 use super::backoff::Backoff;
 use super::identity::ServerId;
-use super::policy::{self, printable, Verdict};
+use super::policy::{self, Verdict};
 use super::wire::{encode_command, ReplyDecoder, ReplyLimits};
 use super::{MasterError, Request, Shared, Value};
 use crate::config::{MasterConfig, MasterTuning};
@@ -278,7 +278,8 @@ impl Handshake {
             .await?
         {
             Ok(v) => policy::judge(Ok(&v), self.declared_policy.as_deref()),
-            Err(e) => policy::judge(Err(&e), self.declared_policy.as_deref()),
+            Err(MasterError::Reply(e)) => policy::judge(Err(&e), self.declared_policy.as_deref()),
+            Err(e) => policy::judge(Err(&e.to_string()), self.declared_policy.as_deref()),
         };
         for sc in self.scripts.all() {
             let args: [&[u8]; 3] = [b"SCRIPT", b"LOAD", sc.body.as_bytes()];
@@ -308,11 +309,14 @@ impl Handshake {
     ) -> Result<Value, LinkError> {
         self.answer(step, s, rbuf, decoder, args)
             .await?
-            .map_err(|reason| LinkError::Refused { step, reason })
+            .map_err(|e| LinkError::Refused {
+                step,
+                reason: e.to_string(),
+            })
     }
 
-    /// One round trip; an error reply is an answer (`Ok(Err(text))`), for
-    /// the steps where a refusal is information rather than failure.
+    /// One round trip; an error reply is an answer (`Ok(Err(..))`), for the
+    /// steps where a refusal is information rather than failure.
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         step: &'static str,
@@ -320,20 +324,14 @@ impl Handshake {
         rbuf: &mut BytesMut,
         decoder: &mut ReplyDecoder,
         args: &[&[u8]],
-    ) -> Result<Result<Value, String>, LinkError> {
+    ) -> Result<Result<Value, MasterError>, LinkError> {
         let roundtrip = async {
             s.write_all(&encode_command(args)).await?;
             s.flush().await?;
             loop {
                 match decoder.decode(rbuf) {
                     Ok(Some(Ok(v))) => return Ok(Ok(v)),
-                    Ok(Some(Err(e))) => {
-                        let text = match e {
-                            MasterError::Reply(t) => printable(t.as_bytes()),
-                            other => other.to_string(),
-                        };
-                        return Ok(Err(text));
-                    }
+                    Ok(Some(Err(e))) => return Ok(Err(e)),
                     Ok(None) => {}
                     Err(e) => return Err(LinkError::Protocol(e.to_string())),
                 }
