@@ -27,12 +27,37 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::master::Master;
 use crate::metrics::Metrics;
 
 /// What `/readyz` asks: `Ok` while a quorum of masters is healthy and the
 /// gateway is not draining, otherwise a short reason.
 pub trait Readiness: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String>;
+
+    /// The masters, so `/readyz` can say which connected ones do not vote
+    /// and why (an evicting policy, an unknown one, a second address of one
+    /// server): those are the operator's to fix, whether or not the
+    /// quorum holds without them.
+    fn masters(&self) -> &[Arc<Master>] {
+        &[]
+    }
+}
+
+/// One line per connected master that the guards keep from voting:
+/// `master <address>: <state> (<why and the fix>)`.
+fn not_voting(readiness: &dyn Readiness) -> String {
+    let mut out = String::new();
+    for m in readiness.masters() {
+        if let Some(why) = m.guard_detail() {
+            out.push_str(&format!(
+                "master {}: {} ({why})\n",
+                m.name(),
+                m.state().as_str()
+            ));
+        }
+    }
+    out
 }
 
 /// Why `/reload` was refused before it ran.
@@ -142,10 +167,14 @@ fn handle(
         }
         "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
         "/readyz" => match readiness.ready() {
-            Ok(()) => text(StatusCode::OK, "ready\n", PLAIN),
+            Ok(()) => text(
+                StatusCode::OK,
+                format!("ready\n{}", not_voting(readiness)),
+                PLAIN,
+            ),
             Err(reason) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {reason}\n"),
+                format!("not ready: {reason}\n{}", not_voting(readiness)),
                 PLAIN,
             ),
         },

@@ -187,7 +187,9 @@ impl Limit {
     }
 }
 
-/// Kinds of master errors, the `kind` label.
+/// Kinds of master errors, the `kind` label. `oom` is a `noeviction`
+/// master at its `maxmemory` refusing a write: a refused vote, and the
+/// operator's cue to give it memory, kept apart from other error replies.
 pub const MASTER_ERROR_KINDS: &[&str] = &[
     "timeout",
     "down",
@@ -195,6 +197,7 @@ pub const MASTER_ERROR_KINDS: &[&str] = &[
     "overloaded",
     "reply",
     "protocol",
+    "oom",
 ];
 
 /// Why a connection attempt to a master failed, the `reason` label of
@@ -225,7 +228,15 @@ pub struct MasterMetrics {
 }
 
 /// Master states as exported, in the order of `MasterState as usize`.
-pub const MASTER_STATES: &[&str] = &["up", "down", "amnesia", "quarantined"];
+pub const MASTER_STATES: &[&str] = &[
+    "up",
+    "down",
+    "amnesia",
+    "quarantined",
+    "evicting",
+    "policy_unknown",
+    "duplicate",
+];
 
 // === impl MasterMetrics ===
 
@@ -510,7 +521,8 @@ impl MasterFamilies {
                 IntGaugeVec::new(
                     Opts::new(
                         "lockgate_master_state",
-                        "1 for the state each master is in (up, down, amnesia, quarantined), else 0",
+                        "1 for the state each master is in (up, down, amnesia, quarantined, \
+                         evicting, policy_unknown, duplicate), else 0",
                     ),
                     &["master", "state"],
                 ),

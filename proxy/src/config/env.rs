@@ -6,8 +6,9 @@
 //!
 //! The one exception is the master list, an array no path names:
 //! `LOCKGATE_MASTERS` (comma-separated addresses, replacing the file's
-//! list), and `LOCKGATE_MASTERS_USERNAME`, `LOCKGATE_MASTERS_PASSWORD` and
-//! `LOCKGATE_MASTERS_TLS`, which set the same value on every master.
+//! list), and `LOCKGATE_MASTERS_USERNAME`, `LOCKGATE_MASTERS_PASSWORD`,
+//! `LOCKGATE_MASTERS_TLS` and `LOCKGATE_MASTERS_EVICTION_POLICY`, which set
+//! the same value on every master.
 //! `[[users]]` come from the file only.
 //!
 //! A variable is parsed as its key's type (numbers and booleans with
@@ -22,11 +23,12 @@ use super::schema::{Config, MasterConfig};
 use super::{fields, tree};
 
 /// The variables of the master list, which no key path derives.
-pub const MASTER_LIST: [&str; 4] = [
+pub const MASTER_LIST: [&str; 5] = [
     "LOCKGATE_MASTERS",
     "LOCKGATE_MASTERS_USERNAME",
     "LOCKGATE_MASTERS_PASSWORD",
     "LOCKGATE_MASTERS_TLS",
+    "LOCKGATE_MASTERS_EVICTION_POLICY",
 ];
 
 /// The variable that overrides the key at `path`.
@@ -139,11 +141,12 @@ struct MasterList {
     username: Option<String>,
     password: Option<String>,
     tls: Option<bool>,
+    eviction_policy: Option<String>,
 }
 
 impl MasterList {
     fn read(env: &dyn Fn(&str) -> Option<String>) -> Result<MasterList, ConfigError> {
-        let [addresses, username, password, tls] = MASTER_LIST;
+        let [addresses, username, password, tls, eviction_policy] = MASTER_LIST;
         let tls = match env(tls) {
             None => None,
             Some(raw) => Some(raw.trim().parse().map_err(|_| cannot_parse(tls, &raw))?),
@@ -153,6 +156,7 @@ impl MasterList {
             username: env(username),
             password: env(password),
             tls,
+            eviction_policy: env(eviction_policy),
         })
     }
 
@@ -177,6 +181,11 @@ impl MasterList {
             }
             if let Some(t) = self.tls {
                 m.tls = t;
+            }
+            // A managed service that refuses CONFIG usually does so for
+            // every master of the deployment, with one policy for all.
+            if let Some(p) = &self.eviction_policy {
+                m.eviction_policy = Some(p.trim().to_string());
             }
         }
     }

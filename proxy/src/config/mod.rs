@@ -26,7 +26,7 @@ pub use error::ConfigError;
 pub use policy::Reload;
 pub use schema::{
     Bootstrap, Config, Limits, LockConfig, MasterConfig, MasterTls, MasterTuning, TlsListen,
-    UserConfig, USER_FAMILIES,
+    UserConfig, EVICTION_POLICIES, USER_FAMILIES,
 };
 pub use validate::is_loopback_listen;
 

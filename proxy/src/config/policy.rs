@@ -29,9 +29,9 @@ pub const MASTER_SET: &str = "changing the master set changes the quorum: a gate
      applied live; follow \"Changing the master set\" in the README (stop every gateway on the \
      old set before starting any on the new one, new masters empty)";
 
-pub const MASTER_CREDENTIALS: &str = "master links keep the credentials they started with; \
-     restart the gateways one at a time (the master set itself is unchanged, so this is safe to \
-     roll)";
+pub const MASTER_CREDENTIALS: &str = "master links keep the credentials (and the declared \
+     eviction_policy) they started with; restart the gateways one at a time (the master set \
+     itself is unchanged, so this is safe to roll)";
 
 pub const RESTART: &str =
     "it is read once at start; restart the gateways one at a time to change it";

@@ -34,7 +34,25 @@ pub struct MasterConfig {
     /// Reach this master over TLS, with the settings of [`Config::master_tls`].
     #[serde(default)]
     pub tls: bool,
+    /// The master's `maxmemory-policy` as the operator declares it, one of
+    /// [`EVICTION_POLICIES`]. Used only while the master refuses `CONFIG
+    /// GET` (managed services): what the master reports always wins.
+    #[serde(default)]
+    pub eviction_policy: Option<String>,
 }
+
+/// Every `maxmemory-policy` Redis knows, the values `eviction_policy` may
+/// declare. Only `noeviction` lets a master vote.
+pub const EVICTION_POLICIES: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
 
 impl MasterConfig {
     /// A master reached at `address` with no credentials.
@@ -44,6 +62,7 @@ impl MasterConfig {
             username: None,
             password: None,
             tls: false,
+            eviction_policy: None,
         }
     }
 }
@@ -303,6 +322,10 @@ pub struct MasterTuning {
     pub reconnect_max: Duration,
     /// Requests queued or in flight to one master before new ones fail fast.
     pub max_inflight: usize,
+    /// How often each master's `maxmemory` and `maxmemory-policy` are read
+    /// again after the connect: an operator can change them at runtime.
+    #[serde(rename = "policy_check_ms", with = "fields::millis")]
+    pub policy_check: Duration,
 }
 
 impl Default for MasterTuning {
@@ -314,6 +337,10 @@ impl Default for MasterTuning {
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(1),
             max_inflight: 65_536,
+            // A master that turns evicting keeps voting until the next
+            // read; ten seconds keeps that window short at one cheap
+            // CONFIG GET per master, and a policy changed by hand is rare.
+            policy_check: Duration::from_secs(10),
         }
     }
 }
@@ -340,6 +367,10 @@ impl MasterTuning {
         ),
         (
             "master.max_inflight",
+            Reload::RefusedAs(MASTER_TUNING_KEYS, MASTER_LINKS),
+        ),
+        (
+            "master.policy_check_ms",
             Reload::RefusedAs(MASTER_TUNING_KEYS, MASTER_LINKS),
         ),
     ];

@@ -549,3 +549,27 @@ fn the_families_a_user_may_be_granted_are_the_acl_families() {
         assert!(USER_FAMILIES.contains(&f.as_str()), "{f:?}");
     }
 }
+
+#[test]
+fn a_declared_eviction_policy_must_be_one_redis_knows() {
+    let ok = with("eviction_policy = \"noeviction\"\n").expect("valid");
+    assert_eq!(ok.masters[0].eviction_policy.as_deref(), Some("noeviction"));
+    assert_eq!(
+        bad_key("eviction_policy = \"no-eviction\"\n"),
+        "masters[0].eviction_policy"
+    );
+    assert_eq!(
+        bad_key("[master]\npolicy_check_ms = 0\n"),
+        "master.policy_check_ms"
+    );
+    let env = |k: &str| match k {
+        "LOCKGATE_MASTERS" => Some("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3".to_string()),
+        "LOCKGATE_MASTERS_EVICTION_POLICY" => Some("noeviction".to_string()),
+        _ => None,
+    };
+    let c = Config::load(None, &env).expect("valid");
+    assert!(c
+        .masters
+        .iter()
+        .all(|m| m.eviction_policy.as_deref() == Some("noeviction")));
+}

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::error::{invalid, ConfigError};
-use super::schema::Config;
+use super::schema::{Config, EVICTION_POLICIES};
 
 impl Config {
     /// Rejects impossible values, naming the key. An even number of masters
@@ -32,8 +32,10 @@ impl Config {
         Ok(self)
     }
 
-    /// `[[masters]]`: at least one, each a distinct `host:port`, and a
-    /// certificate name for each TLS master.
+    /// `[[masters]]`: at least one, each a distinct `host:port`, a
+    /// certificate name for each TLS master, and a declared eviction policy
+    /// that Redis knows. (Two addresses of one server are found only once
+    /// the gateway asks the servers who they are.)
     fn validate_masters(&self) -> Result<(), ConfigError> {
         if self.masters.is_empty() {
             return Err(invalid("masters", "at least one master is required"));
@@ -49,6 +51,17 @@ impl Config {
             }
             if !seen.insert(m.address.clone()) {
                 return Err(invalid(&key, format!("{:?} is listed twice", m.address)));
+            }
+            if let Some(p) = &m.eviction_policy {
+                if !EVICTION_POLICIES.contains(&p.as_str()) {
+                    return Err(invalid(
+                        &format!("masters[{i}].eviction_policy"),
+                        format!(
+                            "{p:?} is not a maxmemory-policy; use one of {}",
+                            EVICTION_POLICIES.join(", ")
+                        ),
+                    ));
+                }
             }
             if m.tls {
                 crate::tls::server_name(self.master_tls.server_name.as_deref(), &m.address)
@@ -164,6 +177,7 @@ impl Config {
             ("master.timeout_ms", t.timeout),
             ("master.connect_timeout_ms", t.connect_timeout),
             ("master.reconnect_min_ms", t.reconnect_min),
+            ("master.policy_check_ms", t.policy_check),
         ] {
             if d.is_zero() {
                 return Err(invalid(key, "must be at least 1"));

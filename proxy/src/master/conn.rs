@@ -17,6 +17,14 @@
 //! answered with [`MasterError::ConnectionLost`], except the one whose reply
 //! was malformed, which gets [`MasterError::Protocol`].
 //!
+//! # Guard note
+//! The handshake also learns who the server is (`INFO server`) and what it
+//! may evict (`CONFIG GET maxmemory*`). Both are recorded, and the server
+//! claimed in the gateway's peers, *before* the link turns up, so a master
+//! never votes on an unchecked connection. The claim is given up only after
+//! every pending slot of the connection has been failed, so no reply from
+//! it can be counted once another address of the same server votes.
+//!
 //! Everything here is generic over the byte stream ([`Connector`]) so tests
 //! drive it over `tokio::io::duplex`.
 
@@ -34,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::backoff::Backoff;
+use super::identity::ServerId;
+use super::policy::{self, Verdict};
 use super::wire::{encode_command, ReplyDecoder, ReplyLimits};
 use super::{MasterError, Request, Shared, Value};
 use crate::config::{MasterConfig, MasterTuning};
@@ -121,9 +131,16 @@ pub(crate) struct TlsConnector {
 pub(crate) struct Handshake {
     /// `(username, password)`; AUTH is skipped without a password.
     auth: Option<(Option<String>, String)>,
+    declared_policy: Option<String>,
     scripts: Arc<ScriptSet>,
     step_timeout: Duration,
     limits: ReplyLimits,
+}
+
+/// What a handshake learnt about the server.
+pub(crate) struct Greeting {
+    pub id: ServerId,
+    pub verdict: Verdict,
 }
 
 /// A reply slot waiting in the FIFO.
@@ -215,25 +232,29 @@ impl Handshake {
     ) -> Self {
         Handshake {
             auth: cfg.password.clone().map(|pw| (cfg.username.clone(), pw)),
+            declared_policy: cfg.eviction_policy.clone(),
             scripts,
             step_timeout,
             limits: ReplyLimits::new(max_nesting),
         }
     }
 
-    /// AUTH (when configured), PING, then SCRIPT LOAD of every script,
-    /// checking the digest the master returns. Each step is bounded by the
-    /// connect timeout, so a master that accepts TCP but never answers
-    /// (SIGSTOP) fails here and stays down.
+    /// AUTH (when configured), PING, INFO server (the server's identity),
+    /// CONFIG GET maxmemory* (its eviction policy; a refusal is an answer
+    /// too), then SCRIPT LOAD of every script, checking the digest the
+    /// master returns. Each step is bounded by the connect timeout, so a
+    /// master that accepts TCP but never answers (SIGSTOP) fails here and
+    /// stays down.
     ///
     /// # Errors
-    /// The first step that failed, timed out or was refused.
+    /// The first step that failed, timed out or was refused; an `INFO`
+    /// without a run id is refused.
     pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         s: &mut S,
         rbuf: &mut BytesMut,
         decoder: &mut ReplyDecoder,
-    ) -> Result<(), LinkError> {
+    ) -> Result<Greeting, LinkError> {
         if let Some((user, pw)) = &self.auth {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(u) = user {
@@ -243,6 +264,23 @@ impl Handshake {
             self.step("AUTH", s, rbuf, decoder, &args).await?;
         }
         self.step("PING", s, rbuf, decoder, &[b"PING"]).await?;
+        let info = self
+            .step("INFO server", s, rbuf, decoder, &[b"INFO", b"server"])
+            .await?;
+        let Some(id) = ServerId::from_info(&info) else {
+            return Err(LinkError::Refused {
+                step: "INFO server",
+                reason: "no run_id in the reply; the gateway needs it to tell masters apart".into(),
+            });
+        };
+        let verdict = match self
+            .answer("CONFIG GET", s, rbuf, decoder, &policy::CONFIG_GET)
+            .await?
+        {
+            Ok(v) => policy::judge(Ok(&v), self.declared_policy.as_deref()),
+            Err(MasterError::Reply(e)) => policy::judge(Err(&e), self.declared_policy.as_deref()),
+            Err(e) => policy::judge(Err(&e.to_string()), self.declared_policy.as_deref()),
+        };
         for sc in self.scripts.all() {
             let args: [&[u8]; 3] = [b"SCRIPT", b"LOAD", sc.body.as_bytes()];
             match self.step("SCRIPT LOAD", s, rbuf, decoder, &args).await? {
@@ -258,7 +296,7 @@ impl Handshake {
                 }
             }
         }
-        Ok(())
+        Ok(Greeting { id, verdict })
     }
 
     async fn step<S: AsyncRead + AsyncWrite + Unpin>(
@@ -269,18 +307,31 @@ impl Handshake {
         decoder: &mut ReplyDecoder,
         args: &[&[u8]],
     ) -> Result<Value, LinkError> {
+        self.answer(step, s, rbuf, decoder, args)
+            .await?
+            .map_err(|e| LinkError::Refused {
+                step,
+                reason: e.to_string(),
+            })
+    }
+
+    /// One round trip; an error reply is an answer (`Ok(Err(..))`), for the
+    /// steps where a refusal is information rather than failure.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        step: &'static str,
+        s: &mut S,
+        rbuf: &mut BytesMut,
+        decoder: &mut ReplyDecoder,
+        args: &[&[u8]],
+    ) -> Result<Result<Value, MasterError>, LinkError> {
         let roundtrip = async {
             s.write_all(&encode_command(args)).await?;
             s.flush().await?;
             loop {
                 match decoder.decode(rbuf) {
-                    Ok(Some(Ok(v))) => return Ok(v),
-                    Ok(Some(Err(e))) => {
-                        return Err(LinkError::Refused {
-                            step,
-                            reason: e.to_string(),
-                        })
-                    }
+                    Ok(Some(Ok(v))) => return Ok(Ok(v)),
+                    Ok(Some(Err(e))) => return Ok(Err(e)),
                     Ok(None) => {}
                     Err(e) => return Err(LinkError::Protocol(e.to_string())),
                 }
@@ -314,8 +365,8 @@ pub(crate) async fn supervise<C: Connector>(
             let mut stream = connector.connect(tuning.connect_timeout).await?;
             let mut rbuf = BytesMut::with_capacity(READ_BUFFER_BYTES);
             let mut decoder = ReplyDecoder::new(handshake.limits);
-            handshake.run(&mut stream, &mut rbuf, &mut decoder).await?;
-            Ok::<_, LinkError>((stream, rbuf, decoder))
+            let greeting = handshake.run(&mut stream, &mut rbuf, &mut decoder).await?;
+            Ok::<_, LinkError>((stream, rbuf, decoder, greeting))
         };
         let attempt = tokio::select! {
             _ = stop.cancelled() => return,
@@ -323,11 +374,18 @@ pub(crate) async fn supervise<C: Connector>(
         };
         match attempt {
             None => return, // every handle dropped
-            Some(Ok((stream, rbuf, decoder))) => {
+            Some(Ok((stream, rbuf, decoder, greeting))) => {
                 backoff.reset();
                 quiet = false;
+                // Judged and claimed before the link is up: see the guard
+                // note above.
+                shared.set_policy(greeting.verdict);
+                shared.peers().claim(shared.index(), &shared, &greeting.id);
                 let kill = stop.child_token();
-                let Some(generation) = shared.link_up(kill.clone()) else {
+                let up = shared.link_up(kill.clone());
+                shared.attempted();
+                let Some(generation) = up else {
+                    shared.peers().release(shared.index());
                     return; // shut down during the handshake
                 };
                 if generation > 1 {
@@ -338,8 +396,10 @@ pub(crate) async fn supervise<C: Connector>(
                 while let Ok(r) = rx.try_recv() {
                     let _ = r.reply.send(Err(MasterError::ConnectionLost));
                 }
+                shared.peers().release(shared.index());
             }
             Some(Err(e)) => {
+                shared.attempted();
                 shared.metrics().connect_failure(e.reason());
                 if quiet {
                     debug!(master = %shared.name(), cause = %e, "master still unreachable");

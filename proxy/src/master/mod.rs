@@ -11,8 +11,10 @@
 //!
 //! # Health
 //! A master is `Up` only after connect (and, with `tls = true`, a TLS
-//! handshake whose certificate verified), AUTH, PING and SCRIPT LOAD all
-//! succeeded, each step within `connect_timeout`. A certificate that fails
+//! handshake whose certificate verified), AUTH, PING, INFO server, CONFIG
+//! GET and SCRIPT LOAD all succeeded (a refused CONFIG GET is an answer:
+//! see *Guards*), each step within `connect_timeout`. `Up` is not yet a
+//! vote: the guards below and the amnesia guard may still withhold it. A certificate that fails
 //! verification keeps the master down like any other failed connect, counted
 //! by reason in `lockgate_master_connect_failures_total`. Calls to a master whose
 //! link is down fail at once with [`MasterError::Down`] and are never
@@ -28,6 +30,19 @@
 //! successful connection bumps [`Master::connection_generation`]; each one
 //! after the first counts in the `reconnects` metric.
 //!
+//! # Guards
+//! A connected master votes only if it cannot lose the gateway's keys on
+//! its own and is the only configured address of its server. The handshake
+//! also reads `INFO server` (the server's identity, see [`identity`]) and
+//! `CONFIG GET maxmemory*` (its eviction policy, see [`policy`]); a master
+//! whose policy can evict is `evicting`, one whose policy is neither
+//! readable nor declared is `policy_unknown`, and a second address of a
+//! server already connected is `duplicate`. None of them vote. The policy
+//! is read again every `master.policy_check_ms`, so a runtime `CONFIG SET
+//! maxmemory-policy` takes the vote away (or gives it back) within that
+//! interval. A master that refuses `INFO` fails its handshake and stays
+//! down: it cannot be told apart from another address of itself.
+//!
 //! # Concurrency note
 //! Link transitions (up, down, recovery flag) are serialised by one mutex so
 //! the generation, the `up` flag and the one-hot state gauge always agree;
@@ -39,9 +54,13 @@
 //!   over in-memory pipes.
 //! - [`wire`]: command encoding and the bounded reply decoder.
 //! - [`backoff`]: reconnect pacing.
+//! - [`policy`]: what an eviction policy means for the vote.
+//! - [`identity`]: one server, one vote, whatever addresses reach it.
 
 pub mod backoff;
 mod conn;
+pub mod identity;
+pub mod policy;
 pub mod wire;
 
 #[cfg(test)]
@@ -55,13 +74,15 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::{MasterConfig, MasterTuning};
 use crate::metrics::MasterMetrics;
 use crate::scripts::{Script, ScriptSet};
 
 use conn::{Connector, Handshake, TcpConnector, TlsConnector};
+use identity::Peers;
+use policy::{Eviction, Verdict};
 
 /// A request on its way to the writer.
 pub(crate) struct Request {
@@ -121,6 +142,9 @@ impl MasterError {
             MasterError::Timeout => "timeout",
             MasterError::ConnectionLost => "connection",
             MasterError::Overloaded => "overloaded",
+            // A noeviction master at its maxmemory: the operator's cue to
+            // give it memory, not a fault of the script.
+            MasterError::Reply(e) if e.starts_with("OOM") => "oom",
             MasterError::Reply(_) => "reply",
             MasterError::Protocol(_) => "protocol",
         }
@@ -136,6 +160,13 @@ pub enum MasterState {
     Amnesia = 2,
     /// Connected, record missing, waiting out the quarantine before re-seed.
     Quarantined = 3,
+    /// Connected, but its `maxmemory-policy` can evict the gateway's keys.
+    Evicting = 4,
+    /// Connected, but its policy can be neither read nor taken from the
+    /// configuration.
+    PolicyUnknown = 5,
+    /// Connected to a server another configured master already reaches.
+    Duplicate = 6,
 }
 
 impl MasterState {
@@ -145,6 +176,9 @@ impl MasterState {
             MasterState::Down => "down",
             MasterState::Amnesia => "amnesia",
             MasterState::Quarantined => "quarantined",
+            MasterState::Evicting => "evicting",
+            MasterState::PolicyUnknown => "policy_unknown",
+            MasterState::Duplicate => "duplicate",
         }
     }
 }
@@ -161,6 +195,8 @@ pub enum Recovery {
 /// State shared by the [`Master`] handle and its connection task.
 pub(crate) struct Shared {
     name: String,
+    /// Position in the configured list, the seat in `peers`.
+    index: usize,
     /// Mirrors `Link::up` for lock-free reads on the hot path.
     up: AtomicBool,
     recovery: AtomicU8,
@@ -180,6 +216,25 @@ pub(crate) struct Shared {
     /// Cancelled by `shutdown` or when the last handle is dropped.
     stop: CancellationToken,
     metrics: MasterMetrics,
+    /// An [`Eviction`], from the last read of the policy.
+    eviction: AtomicU8,
+    /// The words behind `eviction`, for `/readyz` and the logs.
+    verdict: Mutex<Option<Verdict>>,
+    /// What the operator declared, for a master that refuses `CONFIG`.
+    declared_policy: Option<String>,
+    /// Set while another master holds the claim on this one's server.
+    duplicate: AtomicBool,
+    /// That master's name.
+    duplicate_of: Mutex<Option<String>>,
+    /// Test hooks for the negative controls: off, the verdicts are still
+    /// made and shown in logs but no longer withhold the vote.
+    eviction_guard: AtomicBool,
+    identity_guard: AtomicBool,
+    /// The claims of every master of this gateway.
+    peers: Arc<Peers>,
+    /// `true` once the first connection attempt ended, either way; the
+    /// start-up check waits for it.
+    attempted: watch::Sender<bool>,
 }
 
 /// The part of [`Shared`] only changed under its mutex.
@@ -188,6 +243,15 @@ struct Link {
     generation: u64,
     /// Cancels the current connection (too many timeouts, shutdown).
     kill: Option<CancellationToken>,
+}
+
+/// What every master of one gateway shares: the link tuning, the scripts,
+/// and the claims that keep one server to one vote ([`identity`]).
+pub struct MasterSet {
+    tuning: MasterTuning,
+    max_nesting: usize,
+    scripts: Arc<ScriptSet>,
+    peers: Arc<Peers>,
 }
 
 /// One master: a handle onto its connection task. Dropping the last handle
@@ -202,9 +266,16 @@ pub struct Master {
 // === impl Shared ===
 
 impl Shared {
-    fn new(name: String, down_after_timeouts: u32, metrics: MasterMetrics) -> Self {
+    fn new(
+        index: usize,
+        cfg: &MasterConfig,
+        down_after_timeouts: u32,
+        metrics: MasterMetrics,
+        peers: Arc<Peers>,
+    ) -> Self {
         Shared {
-            name,
+            name: cfg.address.clone(),
+            index,
             up: AtomicBool::new(false),
             recovery: AtomicU8::new(Recovery::Healthy as u8),
             generation: AtomicU64::new(0),
@@ -222,6 +293,15 @@ impl Shared {
             connected: watch::Sender::new(false),
             stop: CancellationToken::new(),
             metrics,
+            eviction: AtomicU8::new(Eviction::Unknown as u8),
+            verdict: Mutex::new(None),
+            declared_policy: cfg.eviction_policy.clone(),
+            duplicate: AtomicBool::new(false),
+            duplicate_of: Mutex::new(None),
+            eviction_guard: AtomicBool::new(true),
+            identity_guard: AtomicBool::new(true),
+            peers,
+            attempted: watch::Sender::new(false),
         }
     }
 
@@ -246,6 +326,16 @@ impl Shared {
     fn state(&self) -> MasterState {
         if !self.up.load(Ordering::Acquire) {
             return MasterState::Down;
+        }
+        if self.duplicate.load(Ordering::Acquire) && self.identity_guard.load(Ordering::Acquire) {
+            return MasterState::Duplicate;
+        }
+        if self.eviction_guard.load(Ordering::Acquire) {
+            match Eviction::from_u8(self.eviction.load(Ordering::Acquire)) {
+                Eviction::Safe => {}
+                Eviction::Evicting => return MasterState::Evicting,
+                Eviction::Unknown => return MasterState::PolicyUnknown,
+            }
         }
         match self.recovery() {
             Recovery::Healthy => MasterState::Up,
@@ -307,6 +397,77 @@ impl Shared {
         info!(master = %self.name, cause, "master down");
     }
 
+    pub(crate) fn declared_policy(&self) -> Option<&str> {
+        self.declared_policy.as_deref()
+    }
+
+    pub(crate) fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The first connection attempt ended (either way).
+    pub(crate) fn attempted(&self) {
+        self.attempted.send_replace(true);
+    }
+
+    /// Records a reading of the policy; logs only when the vote changes,
+    /// so a master left evicting is not logged every interval.
+    pub(crate) fn set_policy(&self, v: Verdict) {
+        let link = self.lock();
+        let before = Eviction::from_u8(self.eviction.swap(v.eviction as u8, Ordering::AcqRel));
+        self.publish_state(&link);
+        drop(link);
+        let mut slot = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        let first = slot.is_none();
+        if before != v.eviction || first {
+            match v.eviction {
+                Eviction::Safe if !first => {
+                    info!(master = %self.name, detail = %v.detail, "master votes again: maxmemory-policy noeviction")
+                }
+                Eviction::Safe => {}
+                Eviction::Evicting => warn!(
+                    master = %self.name,
+                    maxmemory_policy = %v.policy,
+                    detail = %v.detail,
+                    "master's maxmemory-policy can evict lock keys or fence registers: it does not                      vote until it runs with noeviction; fix: {}",
+                    policy::FIX
+                ),
+                Eviction::Unknown => warn!(
+                    master = %self.name,
+                    detail = %v.detail,
+                    "cannot tell whether master may evict keys: it does not vote"
+                ),
+            }
+        }
+        *slot = Some(v);
+    }
+
+    /// Marks this master a second address of the server `of` holds (or
+    /// clears it); called by [`Peers`] only.
+    pub(crate) fn set_duplicate(&self, of: Option<String>) {
+        let is = of.is_some();
+        // The name first, so whoever sees the flag finds it.
+        *self.duplicate_of.lock().unwrap_or_else(|p| p.into_inner()) = of;
+        let link = self.lock();
+        self.duplicate.store(is, Ordering::Release);
+        self.publish_state(&link);
+    }
+
+    /// The master holding this one's server, while this one is a duplicate.
+    fn duplicate_of(&self) -> Option<String> {
+        if !self.duplicate.load(Ordering::Acquire) {
+            return None;
+        }
+        self.duplicate_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// A caller's request sent at `sent` on connection `generation` timed
     /// out.
     fn note_timeout(&self, generation: u64, sent: Instant) {
@@ -354,6 +515,150 @@ impl Shared {
     }
 }
 
+// === impl MasterSet ===
+
+impl MasterSet {
+    pub fn new(tuning: MasterTuning, max_nesting: usize, scripts: Arc<ScriptSet>) -> Self {
+        MasterSet {
+            tuning,
+            max_nesting,
+            scripts,
+            peers: Arc::default(),
+        }
+    }
+
+    /// [`Master::spawn`] as one of this set, so that two of its masters
+    /// reaching one server never both vote.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn spawn(
+        &self,
+        index: usize,
+        cfg: MasterConfig,
+        metrics: MasterMetrics,
+        tls: Option<MasterTlsClient>,
+    ) -> Arc<Master> {
+        if cfg.tls {
+            let Some(tls) = tls else {
+                error!(
+                    master = %cfg.address,
+                    "tls = true but no TLS client configuration; this master stays down"
+                );
+                let (m, _rx) = Master::new(index, &cfg, &self.tuning, metrics, self.peers.clone());
+                m.shared.attempted();
+                return m;
+            };
+            let connector = TlsConnector::new(cfg.address.clone(), tls.config, tls.server_name);
+            return self.spawn_with(index, cfg, metrics, connector);
+        }
+        let connector = TcpConnector::new(cfg.address.clone());
+        self.spawn_with(index, cfg, metrics, connector)
+    }
+
+    /// [`MasterSet::spawn`] over any transport (tests use in-memory pipes).
+    pub(crate) fn spawn_with<C: Connector>(
+        &self,
+        index: usize,
+        cfg: MasterConfig,
+        metrics: MasterMetrics,
+        connector: C,
+    ) -> Arc<Master> {
+        let tuning = self.tuning.clone();
+        let (m, rx) = Master::new(index, &cfg, &tuning, metrics, self.peers.clone());
+        let handshake = Handshake::new(
+            &cfg,
+            self.scripts.clone(),
+            tuning.connect_timeout,
+            self.max_nesting,
+        );
+        let span = tracing::info_span!("master", name = %cfg.address);
+        tokio::spawn(
+            watch_policy(
+                Arc::downgrade(&m),
+                tuning.policy_check,
+                tuning.connect_timeout,
+            )
+            .instrument(span.clone()),
+        );
+        tokio::spawn(
+            conn::supervise(m.shared.clone(), connector, handshake, tuning, rx).instrument(span),
+        );
+        m
+    }
+}
+
+/// Reads the policy of `master` again every `every` while its link is up,
+/// until the master is dropped or shut down.
+async fn watch_policy(master: std::sync::Weak<Master>, every: Duration, timeout: Duration) {
+    let Some(stop) = master.upgrade().map(|m| m.shared.stop.clone()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Some(m) = master.upgrade() else { return };
+        if !m.shared.up.load(Ordering::Acquire) {
+            continue; // the next connect reads it anyway
+        }
+        let generation = m.connection_generation();
+        let read = m.probe(&policy::CONFIG_GET, Instant::now() + timeout).await;
+        let verdict = match &read {
+            Ok(v) => policy::judge(Ok(v), m.shared.declared_policy()),
+            Err(MasterError::Reply(e)) => policy::judge(Err(e), m.shared.declared_policy()),
+            // No answer says nothing about the policy: keep the last
+            // reading. A master that stays silent is marked down anyway.
+            Err(_) => continue,
+        };
+        // A reading from a connection that has since been replaced must
+        // not overwrite the newer connection's own.
+        if m.connection_generation() == generation {
+            m.shared.set_policy(verdict);
+        }
+    }
+}
+
+/// Waits until every master's first connection attempt has ended (at most
+/// four connect timeouts), then refuses a master list in which two
+/// addresses reached the same server, naming both. A master still
+/// connecting by then is checked when it does connect: as a duplicate it
+/// would simply not vote.
+///
+/// # Errors
+/// The message for the operator, naming each pair of addresses.
+pub async fn refuse_duplicates(
+    masters: &[Arc<Master>],
+    tuning: &MasterTuning,
+) -> Result<(), String> {
+    let give_up = Instant::now() + tuning.connect_timeout.saturating_mul(4);
+    for m in masters {
+        let mut rx = m.shared.attempted.subscribe();
+        let _ = tokio::time::timeout_at(give_up, rx.wait_for(|done| *done)).await;
+    }
+    let pairs: Vec<String> = masters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let of = m.shared.duplicate_of()?;
+            // In the order of the configured list, whichever connected first.
+            let pair = match masters.iter().position(|h| h.name() == of) {
+                Some(h) if h > i => format!("{} and {of}", m.name()),
+                _ => format!("{of} and {}", m.name()),
+            };
+            Some(format!("{pair} reach the same Redis server"))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "masters: {}; one server must not cast two votes: list each server once",
+        pairs.join("; ")
+    ))
+}
+
 // === impl Master ===
 
 impl Master {
@@ -376,47 +681,7 @@ impl Master {
         metrics: MasterMetrics,
         tls: Option<MasterTlsClient>,
     ) -> Arc<Master> {
-        if cfg.tls {
-            let Some(tls) = tls else {
-                error!(
-                    master = %cfg.address,
-                    "tls = true but no TLS client configuration; this master stays down"
-                );
-                let (m, _rx) = Master::new(index, &cfg, &tuning, metrics);
-                return m;
-            };
-            let connector = TlsConnector::new(cfg.address.clone(), tls.config, tls.server_name);
-            return Master::spawn_with(
-                index,
-                cfg,
-                tuning,
-                max_nesting,
-                scripts,
-                metrics,
-                connector,
-            );
-        }
-        let connector = TcpConnector::new(cfg.address.clone());
-        Master::spawn_with(index, cfg, tuning, max_nesting, scripts, metrics, connector)
-    }
-
-    /// [`Master::spawn`] over any transport (tests use in-memory pipes).
-    pub(crate) fn spawn_with<C: Connector>(
-        index: usize,
-        cfg: MasterConfig,
-        tuning: MasterTuning,
-        max_nesting: usize,
-        scripts: Arc<ScriptSet>,
-        metrics: MasterMetrics,
-        connector: C,
-    ) -> Arc<Master> {
-        let (m, rx) = Master::new(index, &cfg, &tuning, metrics);
-        let handshake = Handshake::new(&cfg, scripts, tuning.connect_timeout, max_nesting);
-        let span = tracing::info_span!("master", name = %cfg.address);
-        tokio::spawn(
-            conn::supervise(m.shared.clone(), connector, handshake, tuning, rx).instrument(span),
-        );
-        m
+        MasterSet::new(tuning, max_nesting, scripts).spawn(index, cfg, metrics, tls)
     }
 
     fn new(
@@ -424,13 +689,16 @@ impl Master {
         cfg: &MasterConfig,
         tuning: &MasterTuning,
         metrics: MasterMetrics,
+        peers: Arc<Peers>,
     ) -> (Arc<Master>, mpsc::Receiver<Request>) {
         let limit = tuning.max_inflight.clamp(1, Semaphore::MAX_PERMITS);
         let (tx, rx) = mpsc::channel(limit);
         let shared = Arc::new(Shared::new(
-            cfg.address.clone(),
+            index,
+            cfg,
             tuning.down_after_timeouts,
             metrics,
+            peers,
         ));
         {
             let link = shared.lock();
@@ -463,6 +731,42 @@ impl Master {
     /// Only `Up` masters are sent lock requests.
     pub fn is_voting(&self) -> bool {
         self.state() == MasterState::Up
+    }
+
+    /// Why a connected master does not vote, in the operator's words (the
+    /// setting and its fix, or the other address of its server); `None`
+    /// while it votes, is down, or waits on the amnesia guard.
+    pub fn guard_detail(&self) -> Option<String> {
+        match self.state() {
+            MasterState::Evicting | MasterState::PolicyUnknown => self
+                .shared
+                .verdict
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|v| v.detail.clone()),
+            MasterState::Duplicate => self
+                .shared
+                .duplicate_of()
+                .map(|of| format!("reaches the same Redis server as {of}")),
+            _ => None,
+        }
+    }
+
+    /// Test hook for the negative controls: with `false`, an evicting or
+    /// unknown policy no longer withholds this master's vote.
+    pub fn set_eviction_guard(&self, on: bool) {
+        let link = self.shared.lock();
+        self.shared.eviction_guard.store(on, Ordering::Release);
+        self.shared.publish_state(&link);
+    }
+
+    /// Test hook for the negative controls: with `false`, a second address
+    /// of a server votes as if it were another server.
+    pub fn set_identity_guard(&self, on: bool) {
+        let link = self.shared.lock();
+        self.shared.identity_guard.store(on, Ordering::Release);
+        self.shared.publish_state(&link);
     }
 
     /// Set by the lock engine's recovery task.
@@ -541,6 +845,19 @@ impl Master {
             self.shared.metrics.error(e.kind());
         }
         result
+    }
+
+    /// A command of the gateway's own upkeep (the policy re-read): like
+    /// [`Master::call`], but neither counted as a master error nor as a
+    /// timeout towards marking the master down, which only the lock
+    /// traffic decides.
+    async fn probe(&self, args: &[&[u8]], deadline: Instant) -> Result<Value, MasterError> {
+        let queued = self.enqueue(wire::encode_command(args), deadline)?;
+        match tokio::time::timeout_at(deadline, queued.rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(MasterError::ConnectionLost),
+            Err(_) => Err(MasterError::Timeout),
+        }
     }
 
     /// Hands pre-encoded bytes to the writer and waits for the reply until

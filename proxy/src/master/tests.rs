@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{Master, MasterError, MasterState, Recovery, Value};
+use super::{Master, MasterError, MasterSet, MasterState, Recovery, Value};
 use crate::config::{MasterConfig, MasterTuning};
 use crate::metrics::{MasterMetrics, Metrics, MASTER_ERROR_KINDS};
 use crate::scripts::{Script, ScriptSet};
@@ -125,10 +125,28 @@ mod fake {
             self.io.write_all(bytes).await.expect("the gateway reads");
         }
 
-        /// Answers PING and every SCRIPT LOAD like Redis would.
-        async fn handshake(&mut self, scripts: &ScriptSet) {
+        /// Answers PING, INFO server (as the server `run_id`) and CONFIG GET
+        /// (with `config`, a whole RESP reply) like Redis would.
+        async fn greet(&mut self, run_id: &str, config: &[u8]) {
             self.expect(&[b"PING"]).await;
             self.reply(b"+PONG\r\n").await;
+            self.expect(&[b"INFO", b"server"]).await;
+            let info = format!("# Server\r\nrun_id:{run_id}\r\ntcp_port:6379\r\n");
+            self.reply(format!("${}\r\n{info}\r\n", info.len()).as_bytes())
+                .await;
+            self.expect(&[b"CONFIG", b"GET", b"maxmemory*"]).await;
+            self.reply(config).await;
+        }
+
+        /// Answers PING, INFO, CONFIG GET (noeviction) and every SCRIPT LOAD
+        /// like Redis would.
+        async fn handshake(&mut self, scripts: &ScriptSet) {
+            self.handshake_as(scripts, RUN_ID, &policy_reply("noeviction"))
+                .await;
+        }
+
+        async fn handshake_as(&mut self, scripts: &ScriptSet, run_id: &str, config: &[u8]) {
+            self.greet(run_id, config).await;
             for sc in scripts.all() {
                 self.expect(&[b"SCRIPT", b"LOAD", sc.body.as_bytes()]).await;
                 self.reply(format!("$40\r\n{}\r\n", sc.sha1).as_bytes())
@@ -141,6 +159,17 @@ mod fake {
         async fn closed(mut self) {
             while self.command().await.is_some() {}
         }
+    }
+
+    const RUN_ID: &str = "4218936d0ee39c4bfd730a2aa73b804bce5218fe";
+
+    /// `CONFIG GET maxmemory*` as Redis answers it, with `policy`.
+    fn policy_reply(policy: &str) -> Vec<u8> {
+        let mut out = b"*4\r\n".to_vec();
+        for s in ["maxmemory-policy", policy, "maxmemory", "0"] {
+            out.extend_from_slice(format!("${}\r\n{s}\r\n", s.len()).as_bytes());
+        }
+        out
     }
 
     struct Fixture {
@@ -159,27 +188,28 @@ mod fake {
             reconnect_min: 10 * MS,
             reconnect_max: 50 * MS,
             max_inflight: 16,
+            // Out of the way of the scripted conversations; the test of the
+            // re-read sets its own.
+            policy_check: Duration::from_secs(3600),
         }
     }
 
     fn start_with(cfg: MasterConfig, tuning: MasterTuning, refuse: bool) -> Fixture {
+        let scripts = Arc::new(ScriptSet::new());
+        start_in(&MasterSet::new(tuning, 8, scripts), 0, cfg, refuse)
+    }
+
+    /// A fake master as master `index` of `set`.
+    fn start_in(set: &MasterSet, index: usize, cfg: MasterConfig, refuse: bool) -> Fixture {
         let (tx, conns) = mpsc::unbounded_channel();
         let refuse = Arc::new(AtomicBool::new(refuse));
-        let scripts = Arc::new(ScriptSet::new());
-        let metrics = Metrics::new().master("fake:6379");
+        let scripts = set.scripts.clone();
+        let metrics = Metrics::new().master(&cfg.address);
         let connector = DuplexConnector {
             conns: tx,
             refuse: refuse.clone(),
         };
-        let master = Master::spawn_with(
-            0,
-            cfg,
-            tuning,
-            8,
-            scripts.clone(),
-            metrics.clone(),
-            connector,
-        );
+        let master = set.spawn_with(index, cfg, metrics.clone(), connector);
         Fixture {
             master,
             conns,
@@ -239,12 +269,12 @@ mod fake {
         let mut f = start();
         assert_eq!(f.master.state(), MasterState::Down);
         assert_eq!(f.master.connection_generation(), 0);
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
         let _conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Up);
         assert!(f.master.is_voting());
         assert_eq!(f.master.connection_generation(), 1);
-        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(f.metrics.reconnects.get(), 0);
     }
 
@@ -441,7 +471,7 @@ mod fake {
             };
             assert_eq!(m.state(), want, "after {i} timeouts");
         }
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
 
         // Down fails fast: no time passes, nothing is written.
         let before = Instant::now();
@@ -623,8 +653,7 @@ mod fake {
     async fn script_digest_mismatch_keeps_the_master_down() {
         let mut f = start();
         let mut conn = f.next_conn().await;
-        conn.expect(&[b"PING"]).await;
-        conn.reply(b"+PONG\r\n").await;
+        conn.greet(RUN_ID, &policy_reply("noeviction")).await;
         let _ = conn.command().await;
         conn.reply(b"$40\r\n0000000000000000000000000000000000000000\r\n")
             .await;
@@ -677,7 +706,7 @@ mod fake {
         assert_eq!(m.call(&[b"PING"], in_ms(10)).await, Err(MasterError::Down));
         // The task ended: its connector (the sender) is gone.
         assert!(within(f.conns.recv()).await.is_none());
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
     }
 
     #[tokio::test]
@@ -698,19 +727,19 @@ mod fake {
         let conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Amnesia);
         assert!(!f.master.is_voting());
-        assert_eq!(state_gauge(&f.metrics), [0, 0, 1, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 1, 0, 0, 0, 0]);
         f.master.set_recovery(Recovery::Quarantined);
-        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 1]);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 1, 0, 0, 0]);
 
         drop(conn);
         f.wait_for_state(MasterState::Down).await;
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
         // The flag is the lock engine's to clear; a reconnect keeps it.
         let _conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Quarantined);
         f.master.set_recovery(Recovery::Healthy);
         assert_eq!(f.master.recovery(), Recovery::Healthy);
-        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0]);
     }
 
     #[tokio::test]
@@ -728,6 +757,170 @@ mod fake {
         );
         assert!(!m.wait_connected(300 * MS).await);
         assert_eq!(m.call(&[b"PING"], in_ms(10)).await, Err(MasterError::Down));
+    }
+
+    // === the guards ===
+
+    #[tokio::test]
+    async fn an_evicting_policy_keeps_a_connected_master_from_voting() {
+        for policy in ["allkeys-lru", "volatile-ttl", "not-a-policy"] {
+            let mut f = start();
+            let mut conn = f.next_conn().await;
+            conn.handshake_as(&f.scripts, RUN_ID, &policy_reply(policy))
+                .await;
+            assert!(f.master.wait_connected(Duration::from_secs(1)).await);
+            assert_eq!(f.master.state(), MasterState::Evicting, "{policy}");
+            assert!(!f.master.is_voting());
+            assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 1, 0, 0]);
+            let why = f.master.guard_detail().expect("a reason");
+            assert!(why.contains(policy), "{why}");
+            assert!(
+                why.contains("CONFIG SET maxmemory-policy noeviction"),
+                "{why}"
+            );
+            // Negative control: without the guard the same master votes.
+            f.master.set_eviction_guard(false);
+            assert_eq!(f.master.state(), MasterState::Up);
+            assert_eq!(f.master.guard_detail(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_config_votes_only_with_a_declared_policy() {
+        let refusal = b"-ERR unknown command 'CONFIG', with args beginning with: 'GET'\r\n";
+        let mut f = start();
+        let mut conn = f.next_conn().await;
+        conn.handshake_as(&f.scripts, RUN_ID, refusal).await;
+        assert!(f.master.wait_connected(Duration::from_secs(1)).await);
+        assert_eq!(f.master.state(), MasterState::PolicyUnknown);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 0, 1, 0]);
+        let why = f.master.guard_detail().expect("a reason");
+        assert!(why.contains("unknown command"), "{why}");
+        assert!(why.contains("eviction_policy"), "{why}");
+
+        let mut cfg = MasterConfig::plain("fake:6379");
+        cfg.eviction_policy = Some("noeviction".into());
+        let mut f = start_with(cfg, tuning(), false);
+        let mut conn = f.next_conn().await;
+        conn.handshake_as(&f.scripts, RUN_ID, refusal).await;
+        assert!(f.master.wait_connected(Duration::from_secs(1)).await);
+        assert_eq!(f.master.state(), MasterState::Up);
+    }
+
+    #[tokio::test]
+    async fn the_policy_is_read_again_at_the_interval() {
+        let mut tuning = tuning();
+        tuning.policy_check = 30 * MS;
+        let mut f = start_with(MasterConfig::plain("fake:6379"), tuning, false);
+        let mut conn = f.connect().await;
+        assert_eq!(f.master.state(), MasterState::Up);
+        for (policy, want) in [
+            ("allkeys-lru", MasterState::Evicting),
+            ("noeviction", MasterState::Up),
+        ] {
+            within(conn.expect(&[b"CONFIG", b"GET", b"maxmemory*"])).await;
+            conn.reply(&policy_reply(policy)).await;
+            f.wait_for_state(want).await;
+        }
+        // The re-reads are the gateway's own upkeep, not master errors.
+        for kind in MASTER_ERROR_KINDS {
+            assert_eq!(errors(&f.metrics, kind), 0, "{kind}");
+        }
+    }
+
+    #[tokio::test]
+    async fn info_without_a_run_id_keeps_the_master_down() {
+        let mut f = start();
+        let mut conn = f.next_conn().await;
+        conn.expect(&[b"PING"]).await;
+        conn.reply(b"+PONG\r\n").await;
+        conn.expect(&[b"INFO", b"server"]).await;
+        conn.reply(b"$10\r\n# Server\r\n\r\n").await;
+        within(conn.closed()).await;
+        assert_eq!(f.master.state(), MasterState::Down);
+        let _conn = f.connect().await;
+        assert_eq!(f.master.state(), MasterState::Up);
+    }
+
+    #[tokio::test]
+    async fn an_oom_refusal_is_counted_under_its_own_kind() {
+        let mut f = start();
+        let mut conn = f.connect().await;
+        let (r, ()) = tokio::join!(f.master.call(&[b"SET", b"k", b"v"], answered()), async {
+            conn.expect(&[b"SET", b"k", b"v"]).await;
+            conn.reply(b"-OOM command not allowed when used memory > 'maxmemory'.\r\n")
+                .await;
+        });
+        assert!(matches!(r, Err(MasterError::Reply(e)) if e.starts_with("OOM")));
+        assert_eq!(errors(&f.metrics, "oom"), 1);
+        assert_eq!(errors(&f.metrics, "reply"), 0);
+        assert_eq!(
+            f.master.state(),
+            MasterState::Up,
+            "a full master still answers"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_server_behind_two_addresses_casts_one_vote() {
+        let set = MasterSet::new(tuning(), 8, Arc::new(ScriptSet::new()));
+        let mut a = start_in(&set, 0, MasterConfig::plain("127.0.0.1:6379"), false);
+        let mut b = start_in(&set, 1, MasterConfig::plain("localhost:6379"), false);
+        let mut c = start_in(&set, 2, MasterConfig::plain("10.0.0.3:6379"), false);
+        let _ca = a.connect().await;
+        let mut cb = b.next_conn().await;
+        cb.handshake(&b.scripts).await;
+        assert!(b.master.wait_connected(Duration::from_secs(1)).await);
+        let _cc = c.next_conn().await;
+        // c never answers its first attempt; the start-up check does not
+        // wait for it beyond its bound.
+        assert_eq!(a.master.state(), MasterState::Up);
+        assert_eq!(b.master.state(), MasterState::Duplicate);
+        assert_eq!(state_gauge(&b.metrics), [0, 0, 0, 0, 0, 0, 1]);
+        let why = b.master.guard_detail().expect("a reason");
+        assert!(why.contains("127.0.0.1:6379"), "{why}");
+
+        let masters = [a.master.clone(), b.master.clone(), c.master.clone()];
+        let e = super::super::refuse_duplicates(&masters, &tuning())
+            .await
+            .expect_err("a duplicate refuses the start");
+        assert!(
+            e.contains("127.0.0.1:6379 and localhost:6379 reach the same Redis server"),
+            "{e}"
+        );
+
+        // Negative control: without the identity guard both vote.
+        b.master.set_identity_guard(false);
+        assert!(b.master.is_voting());
+        b.master.set_identity_guard(true);
+
+        // The holder's connection goes: the duplicate takes the vote over,
+        // and the old holder, back on the same server, is the duplicate.
+        drop(_ca);
+        a.wait_for_state(MasterState::Down).await;
+        b.wait_for_state(MasterState::Up).await;
+        let mut ca = a.next_conn().await;
+        ca.handshake(&a.scripts).await;
+        a.wait_for_state(MasterState::Duplicate).await;
+        assert_eq!(b.master.state(), MasterState::Up);
+
+        // Reconnected to another server, it votes again.
+        drop(ca);
+        a.wait_for_state(MasterState::Down).await;
+        let mut ca = a.next_conn().await;
+        ca.handshake_as(
+            &a.scripts,
+            "ffffffffffffffffffffffffffffffffffffffff",
+            &policy_reply("noeviction"),
+        )
+        .await;
+        a.wait_for_state(MasterState::Up).await;
+        assert_eq!(b.master.state(), MasterState::Up);
+        let masters = [a.master.clone(), b.master.clone()];
+        assert_eq!(
+            super::super::refuse_duplicates(&masters, &tuning()).await,
+            Ok(())
+        );
     }
 }
 
@@ -800,6 +993,7 @@ mod real {
             reconnect_min: 20 * MS,
             reconnect_max: 250 * MS,
             max_inflight: 1024,
+            policy_check: Duration::from_secs(3600),
         }
     }
 

@@ -54,7 +54,7 @@ use tracing::{debug, error, info, warn};
 use crate::admin::{self, Readiness};
 use crate::config::{Config, ConfigError, MasterConfig};
 use crate::lock::{recovery, Engine};
-use crate::master::{Master, MasterTlsClient};
+use crate::master::{Master, MasterSet, MasterTlsClient};
 use crate::metrics::{Limit, Metrics};
 use crate::scripts::ScriptSet;
 
@@ -270,6 +270,10 @@ impl Readiness for EngineReadiness {
             ))
         }
     }
+
+    fn masters(&self) -> &[Arc<Master>] {
+        self.engine.masters()
+    }
 }
 
 /// Lets the admin listener trigger and guard reloads.
@@ -342,6 +346,9 @@ impl Gateway {
 
         let metrics = Metrics::new();
         let engine = start_engine(&config, master_tls.as_ref(), &metrics)?;
+        crate::master::refuse_duplicates(engine.masters(), &config.master)
+            .await
+            .map_err(StartError::Config)?;
         let stop_background = CancellationToken::new();
         tokio::spawn(recovery::run(engine.clone(), stop_background.clone()));
         let fd_room = fd_room(&config);
@@ -586,17 +593,19 @@ fn start_engine(
     metrics: &Metrics,
 ) -> Result<Arc<Engine>, StartError> {
     let scripts = Arc::new(ScriptSet::new());
+    let set = MasterSet::new(
+        config.master.clone(),
+        config.limits.max_nesting,
+        scripts.clone(),
+    );
     let masters: Vec<Arc<Master>> = config
         .masters
         .iter()
         .enumerate()
         .map(|(i, mc)| {
-            Ok(Master::spawn(
+            Ok(set.spawn(
                 i,
                 mc.clone(),
-                config.master.clone(),
-                config.limits.max_nesting,
-                scripts.clone(),
                 metrics.master(&mc.address),
                 master_tls_client(config, master_tls, mc)?,
             ))
