@@ -577,4 +577,44 @@ mod tests {
             Some(HoldersReply::Seen { ref sets, .. }) if sets[0] == vec![(Bytes::from_static(b"o"), 17, 900)]
         ));
     }
+
+    #[test]
+    fn admissions_decode_with_and_without_free_slots() {
+        let sem = Value::Array(vec![
+            Value::Int(code::BUSY),
+            Value::Int(40),
+            Value::Array(vec![
+                Value::Int(2),
+                Value::Int(-1),
+                Value::Bulk(Bytes::new()),
+            ]),
+        ]);
+        assert_eq!(
+            Admission::decode(sem),
+            Ok(Admission {
+                reply: AcquireReply::Busy(40),
+                free: vec![2],
+            })
+        );
+        let rw = Value::Array(vec![Value::Int(code::GRANTED), Value::Int(41)]);
+        assert_eq!(
+            Admission::decode(rw),
+            Ok(Admission {
+                reply: AcquireReply::Granted(41),
+                free: Vec::new(),
+            })
+        );
+        let mismatch = Value::Array(vec![Value::Int(code::MISMATCH), Value::Int(3)]);
+        assert_eq!(
+            Admission::decode(mismatch).map(|a| a.reply),
+            Ok(AcquireReply::Mismatch(3))
+        );
+        assert!(Admission::decode(Value::Nil).is_err());
+        assert!(Admission::decode(Value::Array(vec![
+            Value::Bulk(Bytes::new()),
+            Value::Int(0),
+            Value::Array(Vec::new()),
+        ]))
+        .is_err());
+    }
 }
