@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::fair::wait_fair;
-use super::round::{self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Release, Vote};
+use super::round::{
+    self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote,
+};
 use super::{Engine, ExtendOutcome, Grant, ReleaseOutcome};
 use crate::fence::FencingToken;
 use crate::master::{MasterError, Value};
@@ -165,12 +167,7 @@ impl round::Acquire for HolderAcquire<'_> {
 
     fn args(&mut self, token: u64, round: usize) -> Arc<[Bytes]> {
         self.slot_votes = SlotVotes::default();
-        let mut args = vec![
-            self.owner.clone(),
-            self.ttl_ms.clone(),
-            Bytes::from(token.to_string()),
-            Bytes::from_static(if round == 0 { b"0" } else { b"1" }),
-        ];
+        let mut args = round::acquire_args(self.owner, &self.ttl_ms, token, round);
         args.extend(self.spec.extra.iter().cloned());
         if let Some(s) = self.slot {
             args.push(Bytes::from(s.to_string()));
@@ -271,6 +268,20 @@ pub async fn acquire(
     };
     round::record(engine, spec.op, start, &outcome);
     outcome
+}
+
+/// [`acquire`], or with a non-zero `wait` [`acquire_wait`].
+pub async fn acquire_or_wait(
+    engine: &Engine,
+    spec: &AcquireSpec<'_>,
+    owner: &Bytes,
+    ttl: Duration,
+    wait: Option<Duration>,
+) -> KindAcquire {
+    match wait {
+        Some(w) if !w.is_zero() => acquire_wait(engine, spec, owner, ttl, w).await,
+        _ => acquire(engine, spec, owner, ttl).await,
+    }
 }
 
 /// Acquire with `WAIT`: waiters on one key of this gateway take turns in
@@ -443,15 +454,20 @@ pub async fn status(engine: &Engine, op: Op, keys: &HolderKeys) -> HoldersStatus
             sets,
         }
     };
-    let o = match &outcome {
-        HoldersStatus::Seen { sets, .. } if sets.iter().any(|s| !s.is_empty()) => Outcome::Granted,
-        HoldersStatus::Seen { .. } => Outcome::Busy,
-        HoldersStatus::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(op, o, start.elapsed().as_secs_f64());
+    round::record(engine, op, start, &outcome);
     outcome
+}
+
+impl Metered for HoldersStatus {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            HoldersStatus::Seen { sets, .. } if sets.iter().any(|s| !s.is_empty()) => {
+                Outcome::Granted
+            }
+            HoldersStatus::Seen { .. } => Outcome::Busy,
+            HoldersStatus::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
 }
 
 /// One master's answer to a holder kind's acquire script: `{code, value}`,

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use super::fair::wait_fair;
 use super::keys::fence_key;
-use super::round::{self, code, decimal, AcquireReply, DecodeError, Release, Vote, YesNo};
+use super::round::{self, code, decimal, AcquireReply, DecodeError, Metered, Release, Vote, YesNo};
 use super::{AcquireOutcome, Engine, ExtendOutcome, Grant, ReleaseOutcome, StatusOutcome};
 use crate::fence::FencingToken;
 use crate::master::{MasterError, Value};
@@ -59,12 +59,7 @@ impl round::Acquire for PlainAcquire<'_> {
     }
 
     fn args(&mut self, token: u64, round: usize) -> Arc<[Bytes]> {
-        Arc::from(vec![
-            self.owner.clone(),
-            self.ttl_ms.clone(),
-            Bytes::from(token.to_string()),
-            Bytes::from_static(if round == 0 { b"0" } else { b"1" }),
-        ])
+        round::acquire_args(self.owner, &self.ttl_ms, token, round).into()
     }
 
     fn decode(&self, reply: Value) -> Result<AcquireReply, DecodeError> {
@@ -382,15 +377,18 @@ pub async fn status(engine: &Engine, key: &Bytes) -> StatusOutcome {
             needed: q,
         },
     };
-    let o = match outcome {
-        StatusOutcome::Held { .. } => Outcome::Granted,
-        StatusOutcome::Free => Outcome::Busy,
-        StatusOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(Op::Status, o, start.elapsed().as_secs_f64());
+    round::record(engine, Op::Status, start, &outcome);
     outcome
+}
+
+impl Metered for StatusOutcome {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            StatusOutcome::Held { .. } => Outcome::Granted,
+            StatusOutcome::Free => Outcome::Busy,
+            StatusOutcome::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use super::fair::wait_fair;
 use super::keys::{fence_key, holds_key};
 use super::quorum::Decision;
 use super::round::{
-    self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Release, Vote, YesNo,
+    self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
 };
 use super::validity::{remaining, valid_until};
 use super::{Engine, ExtendOutcome, Grant};
@@ -343,13 +343,9 @@ impl round::Acquire for Write<'_> {
     fn args(&mut self, token: u64, round: usize) -> Arc<[Bytes]> {
         self.moved = 0;
         self.best = 0;
-        Arc::from(vec![
-            self.value.clone(),
-            self.ttl_ms.clone(),
-            Bytes::from(token.to_string()),
-            Bytes::from_static(if round == 0 { b"0" } else { b"1" }),
-            Bytes::from(self.want.to_string()),
-        ])
+        let mut args = round::acquire_args(self.value, &self.ttl_ms, token, round);
+        args.push(Bytes::from(self.want.to_string()));
+        args.into()
     }
 
     fn decode(&self, reply: Value) -> Result<AcquireTriple, DecodeError> {
@@ -504,15 +500,18 @@ pub fn finish(
 pub async fn release(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
     let start = Instant::now();
     let out = release_inner(engine, key, owner).await;
-    let o = match out {
-        ReentrantRelease::Released { .. } => Outcome::Granted,
-        ReentrantRelease::NotHeld => Outcome::Busy,
-        ReentrantRelease::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(Op::ReentrantRelease, o, start.elapsed().as_secs_f64());
+    round::record(engine, Op::ReentrantRelease, start, &out);
     out
+}
+
+impl Metered for ReentrantRelease {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            ReentrantRelease::Released { .. } => Outcome::Granted,
+            ReentrantRelease::NotHeld => Outcome::Busy,
+            ReentrantRelease::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
 }
 
 async fn release_inner(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
@@ -629,15 +628,18 @@ pub async fn status(engine: &Engine, key: &Bytes) -> ReentrantStatus {
             };
         }
     }
-    let o = match out {
-        ReentrantStatus::Held { .. } => Outcome::Granted,
-        ReentrantStatus::NotHeld => Outcome::Busy,
-        ReentrantStatus::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(Op::Status, o, start.elapsed().as_secs_f64());
+    round::record(engine, Op::Status, start, &out);
     out
+}
+
+impl Metered for ReentrantStatus {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            ReentrantStatus::Held { .. } => Outcome::Granted,
+            ReentrantStatus::NotHeld => Outcome::Busy,
+            ReentrantStatus::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
 }
 
 #[cfg(test)]

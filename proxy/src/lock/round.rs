@@ -422,24 +422,65 @@ fn count(engine: &Engine, records: bool, i: usize, vote: Vote, tally: &mut Tally
     }
 }
 
-/// Records a finished acquire attempt under `op`; a grant is recorded when
-/// its reply is written ([`finish`]).
-pub(crate) fn record<G, R>(
-    engine: &Engine,
-    op: Op,
-    start: Instant,
-    outcome: &AcquireOutcome<G, R>,
-) {
-    let o = match outcome {
-        AcquireOutcome::Granted(_) => return,
-        AcquireOutcome::Busy => Outcome::Busy,
-        AcquireOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-        AcquireOutcome::Expired => Outcome::ExpiredInFlight,
-        AcquireOutcome::Refused(_) => Outcome::Rejected,
-    };
-    engine
-        .metrics()
-        .lock_op(op, o, start.elapsed().as_secs_f64());
+/// An operation's outcome, and the metric outcome it is recorded under.
+pub(crate) trait Metered {
+    /// `None`: recorded later (a grant, when its reply is written, see
+    /// [`finish`]).
+    fn metric(&self) -> Option<Outcome>;
+}
+
+impl<G, R> Metered for AcquireOutcome<G, R> {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            AcquireOutcome::Granted(_) => return None,
+            AcquireOutcome::Busy => Outcome::Busy,
+            AcquireOutcome::NoQuorum { .. } => Outcome::NoQuorum,
+            AcquireOutcome::Expired => Outcome::ExpiredInFlight,
+            AcquireOutcome::Refused(_) => Outcome::Rejected,
+        })
+    }
+}
+
+impl Metered for ReleaseOutcome {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            ReleaseOutcome::Released => Outcome::Granted,
+            ReleaseOutcome::NotHeld { .. } => Outcome::Busy,
+            ReleaseOutcome::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
+}
+
+impl Metered for ExtendOutcome {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
+            ExtendOutcome::Extended { .. } => Outcome::Granted,
+            ExtendOutcome::NotHeld => Outcome::Busy,
+            ExtendOutcome::Expired => Outcome::ExpiredInFlight,
+            ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
+}
+
+/// Records an operation that began at `start` under `op`.
+pub(crate) fn record(engine: &Engine, op: Op, start: Instant, outcome: &impl Metered) {
+    if let Some(o) = outcome.metric() {
+        engine
+            .metrics()
+            .lock_op(op, o, start.elapsed().as_secs_f64());
+    }
+}
+
+/// The first ARGV of every acquire script: owner (or stored value), ttl in
+/// ms, the proposed token, and whether this is a retry round of the same
+/// request.
+pub(crate) fn acquire_args(owner: &Bytes, ttl_ms: &Bytes, token: u64, round: usize) -> Vec<Bytes> {
+    vec![
+        owner.clone(),
+        ttl_ms.clone(),
+        Bytes::from(token.to_string()),
+        Bytes::from_static(if round == 0 { b"0" } else { b"1" }),
+    ]
 }
 
 /// Reports a grant only if it is still valid now; otherwise sends
@@ -578,14 +619,7 @@ pub(crate) fn release_outcome(
             needed: q,
         }
     };
-    let o = match outcome {
-        ReleaseOutcome::Released => Outcome::Granted,
-        ReleaseOutcome::NotHeld { .. } => Outcome::Busy,
-        ReleaseOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(op, o, start.elapsed().as_secs_f64());
+    record(engine, op, start, &outcome);
     outcome
 }
 
@@ -615,15 +649,7 @@ pub(crate) fn extend_outcome(
             needed: q,
         }
     };
-    let o = match outcome {
-        ExtendOutcome::Extended { .. } => Outcome::Granted,
-        ExtendOutcome::NotHeld => Outcome::Busy,
-        ExtendOutcome::Expired => Outcome::ExpiredInFlight,
-        ExtendOutcome::NoQuorum { .. } => Outcome::NoQuorum,
-    };
-    engine
-        .metrics()
-        .lock_op(op, o, start.elapsed().as_secs_f64());
+    record(engine, op, start, &outcome);
     outcome
 }
 

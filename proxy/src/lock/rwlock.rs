@@ -145,10 +145,7 @@ pub async fn acquire(
         clears_marker: waiting && mode == RwMode::Write,
         slots: None,
     };
-    match wait {
-        Some(w) if !w.is_zero() => holders::acquire_wait(engine, &spec, owner, ttl, w).await,
-        _ => holders::acquire(engine, &spec, owner, ttl).await,
-    }
+    holders::acquire_or_wait(engine, &spec, owner, ttl, wait).await
 }
 
 /// Releases a reader or the writer of `key`.

@@ -135,10 +135,7 @@ pub async fn acquire(
         clears_marker: false,
         slots: Some(permits),
     };
-    match wait {
-        Some(w) if !w.is_zero() => holders::acquire_wait(engine, &spec, owner, ttl, w).await,
-        _ => holders::acquire(engine, &spec, owner, ttl).await,
-    }
+    holders::acquire_or_wait(engine, &spec, owner, ttl, wait).await
 }
 
 /// Releases `owner`'s permit of `key`.
