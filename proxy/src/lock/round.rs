@@ -3,10 +3,10 @@
 //! the first majority*, *Release of partial grants*, *Validity re-check
 //! before reply* and *Release, extend, status*).
 //!
-//! A kind describes its acquire as an [`Acquire`]: the script, its KEYS, the
+//! A kind describes its acquire as an `Acquire`: the script, its KEYS, the
 //! ARGV of each round, how each master's decoded reply votes, what a lost or
 //! expired acquire must release, and an optional extra round (a semaphore
-//! moving to a slot that is free on a quorum). [`run`] does the rest, the
+//! moving to a slot that is free on a quorum). `run` does the rest, the
 //! same way for every kind: propose a token above the highest register seen,
 //! fan the script out, tally the votes with [`Tally::decide`], retry higher
 //! after stale refusals, and report a grant only while its validity is
@@ -37,7 +37,7 @@ use crate::scripts::{Script, ScriptSet};
 
 /// Rounds one acquire may take: the first, plus up to two retries with a
 /// higher token after stale refusals. A kind may ask for more with
-/// [`Acquire::extra_rounds`].
+/// `Acquire::extra_rounds`.
 pub const MAX_ROUNDS: usize = 3;
 
 /// The reply codes of the gateway's scripts: the first element of every
