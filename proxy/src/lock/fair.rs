@@ -129,60 +129,56 @@ impl Drop for Ticket<'_> {
     }
 }
 
-// === impl Engine ===
-
-impl Engine {
-    /// Waits in `key`'s local queue and runs `attempt` only while at its
-    /// front, until `done` accepts an outcome or `wait` runs out. The head
-    /// retries at once when a release through this gateway signals the key,
-    /// otherwise after a short random pause (releases elsewhere and expiry
-    /// are only seen by retrying). `None`: the wait ran out before this
-    /// waiter's turn came.
-    ///
-    /// Generic over the attempt, so every lock kind's `WAIT` shares one
-    /// queue per key.
-    pub async fn wait_fair<T, F, Fut>(
-        &self,
-        key: &Bytes,
-        wait: Duration,
-        mut attempt: F,
-        done: impl Fn(&T) -> bool,
-    ) -> Option<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let give_up = Instant::now() + wait;
-        let ticket = self.fair().enter(key);
-        let n = self.signals().watch(key);
-        let outcome = loop {
-            if !ticket.is_head() {
-                tokio::select! {
-                    _ = ticket.head() => {}
-                    _ = tokio::time::sleep_until(give_up) => break None,
-                }
-            }
-            // Enabled before the attempt, so a release that lands while it
-            // runs still wakes the pause below.
-            let wake = n.notified();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
-            let out = attempt().await;
-            let now = Instant::now();
-            if done(&out) || now >= give_up {
-                break Some(out);
-            }
-            let jitter = Duration::from_millis(rand::rng().random_range(5..=50));
+/// Waits in `key`'s local queue and runs `attempt` only while at its
+/// front, until `done` accepts an outcome or `wait` runs out. The head
+/// retries at once when a release through this gateway signals the key,
+/// otherwise after a short random pause (releases elsewhere and expiry
+/// are only seen by retrying). `None`: the wait ran out before this
+/// waiter's turn came.
+///
+/// Generic over the attempt, so every lock kind's `WAIT` shares one
+/// queue per key.
+pub async fn wait_fair<T, F, Fut>(
+    engine: &Engine,
+    key: &Bytes,
+    wait: Duration,
+    mut attempt: F,
+    done: impl Fn(&T) -> bool,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let give_up = Instant::now() + wait;
+    let ticket = engine.fair().enter(key);
+    let n = engine.signals().watch(key);
+    let outcome = loop {
+        if !ticket.is_head() {
             tokio::select! {
-                _ = &mut wake => {}
-                _ = tokio::time::sleep(jitter.min(give_up - now)) => {}
+                _ = ticket.head() => {}
+                _ = tokio::time::sleep_until(give_up) => break None,
             }
-        };
-        // Leaving the queue hands the turn to the next waiter.
-        drop(ticket);
-        self.signals().forget(key, n);
-        outcome
-    }
+        }
+        // Enabled before the attempt, so a release that lands while it
+        // runs still wakes the pause below.
+        let wake = n.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let out = attempt().await;
+        let now = Instant::now();
+        if done(&out) || now >= give_up {
+            break Some(out);
+        }
+        let jitter = Duration::from_millis(rand::rng().random_range(5..=50));
+        tokio::select! {
+            _ = &mut wake => {}
+            _ = tokio::time::sleep(jitter.min(give_up - now)) => {}
+        }
+    };
+    // Leaving the queue hands the turn to the next waiter.
+    drop(ticket);
+    engine.signals().forget(key, n);
+    outcome
 }
 
 #[cfg(test)]

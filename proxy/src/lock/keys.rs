@@ -1,5 +1,9 @@
-//! Names of the keys the gateway keeps on each master besides the lock keys:
-//! the per-lock fence register and the master metadata record.
+//! Every key name the gateway uses on a master, decided here and nowhere
+//! else: the per-lock fence register, the master metadata record, the hold
+//! count of a reentrant lock and the structures of the holder kinds
+//! (read-write locks, semaphores). docs/design.md, *Keys on the masters*,
+//! describes the layout; the kinds only arrange these names into the KEYS
+//! order of their scripts.
 //!
 //! A fence register shares its lock key's Redis Cluster hash slot, so the
 //! acquire script touches one slot per lock: when the lock key has a hash tag
@@ -28,6 +32,73 @@ pub fn fence_key(prefix: &str, key: &[u8]) -> Bytes {
 /// hash slot as the key and its fence register.
 pub fn holds_key(prefix: &str, key: &[u8]) -> Bytes {
     beside(prefix, b"holds:", key)
+}
+
+/// The name of one of a holder kind's structures on the masters:
+/// `{prefix}{kind}:{tag}:{part}`. The tag is the user key's hash tag, or the
+/// whole key, exactly as for its fence register ([`fence_key`]), so every key
+/// a script touches shares one Redis Cluster slot. The `kind` namespace keeps
+/// these apart from plain lock keys of the same name.
+pub fn kind_key(prefix: &str, kind: &str, key: &[u8], part: &str) -> Bytes {
+    let mut ns = BytesMut::with_capacity(kind.len() + 1);
+    ns.put_slice(kind.as_bytes());
+    ns.put_u8(b':');
+    let mut out = BytesMut::from(&beside(prefix, &ns, key)[..]);
+    out.put_u8(b':');
+    out.put_slice(part.as_bytes());
+    out.freeze()
+}
+
+/// The structures of the read-write lock `key` (`rw_acquire.lua`).
+#[derive(Debug, Clone)]
+pub struct RwNames {
+    /// Sorted set owner -> expiry of the readers.
+    pub readers: Bytes,
+    /// Sorted set with at most one member: the writer.
+    pub writer: Bytes,
+    /// Hash owner -> fencing token.
+    pub tokens: Bytes,
+    /// A waiting writer's intent marker.
+    pub intent: Bytes,
+    /// The user key's fence register, shared with every kind.
+    pub fence: Bytes,
+}
+
+/// The names of the read-write lock `key`, under `prefix`.
+pub fn rw(prefix: &str, key: &[u8]) -> RwNames {
+    RwNames {
+        readers: kind_key(prefix, "rw", key, "r"),
+        writer: kind_key(prefix, "rw", key, "w"),
+        tokens: kind_key(prefix, "rw", key, "t"),
+        intent: kind_key(prefix, "rw", key, "i"),
+        fence: fence_key(prefix, key),
+    }
+}
+
+/// The structures of the semaphore `key` (`sem_acquire.lua`).
+#[derive(Debug, Clone)]
+pub struct SemNames {
+    /// Sorted set owner -> expiry of the holders.
+    pub holders: Bytes,
+    /// Hash owner -> fencing token.
+    pub tokens: Bytes,
+    /// Hash owner -> permit slot.
+    pub slots: Bytes,
+    /// The permit count stored while the semaphore is in use.
+    pub permits: Bytes,
+    /// The user key's fence register, shared with every kind.
+    pub fence: Bytes,
+}
+
+/// The names of the semaphore `key`, under `prefix`.
+pub fn sem(prefix: &str, key: &[u8]) -> SemNames {
+    SemNames {
+        holders: kind_key(prefix, "sem", key, "h"),
+        tokens: kind_key(prefix, "sem", key, "t"),
+        slots: kind_key(prefix, "sem", key, "s"),
+        permits: kind_key(prefix, "sem", key, "n"),
+        fence: fence_key(prefix, key),
+    }
 }
 
 /// `prefix` + `kind` + the key wrapped so it shares the key's hash slot.
@@ -87,6 +158,28 @@ mod tests {
             hash_tag(b"job:{42}:lock")
         );
         assert_ne!(holds_key("lg:", b"k"), fence_key("lg:", b"k"));
+    }
+
+    #[test]
+    fn kind_keys_share_the_fence_registers_slot() {
+        let k = kind_key("lg:", "rw", b"orders", "r");
+        assert_eq!(&k[..], b"lg:rw:{orders}:r");
+        assert_eq!(hash_tag(&k), hash_tag(&fence_key("lg:", b"orders")));
+        let t = kind_key("lg:", "sem", b"job:{42}", "h");
+        assert_eq!(&t[..], b"lg:sem:{42}:job:{42}:h");
+    }
+
+    #[test]
+    fn kind_keys_never_collide_with_plain_lock_keys() {
+        // A plain lock key is the user key itself; a kind key always starts
+        // with the prefix and the kind's namespace.
+        let k = kind_key("", "rw", b"x", "w");
+        assert_ne!(&k[..], b"x");
+        assert_ne!(
+            kind_key("p:", "rw", b"x", "w"),
+            kind_key("p:", "sem", b"x", "w")
+        );
+        assert_ne!(rw("p:", b"x").tokens, sem("p:", b"x").tokens);
     }
 
     #[test]

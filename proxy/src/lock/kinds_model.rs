@@ -1,7 +1,10 @@
 //! A model of N masters running the read-write lock and semaphore rules
 //! (`rw_acquire.lua`, `sem_acquire.lua`) with interleaved proposers, to
-//! property-test the invariants of read-write locks and semaphores with the real quorum decision
-//! ([`Tally::decide`]) and the real slot choice ([`SlotVotes`]).
+//! property-test the invariants of read-write locks and semaphores with the
+//! real quorum decision ([`Tally::decide`]), counted by the core's own
+//! [`round::tally_vote`], the real slot choice ([`SlotVotes`]) and the real
+//! round allowance ([`MAX_ROUNDS`] plus [`SLOT_ROUNDS`]); docs/design.md,
+//! *Read-write locks, with writer preference* and *Semaphores*.
 //!
 //! The scheduler starts requests of every kind on one key, delivers their
 //! messages in any order, loses requests and replies, lets model time pass
@@ -21,8 +24,9 @@
 
 use proptest::prelude::*;
 
-use super::holders::SlotVotes;
+use super::holders::{SlotVotes, SLOT_ROUNDS};
 use super::quorum::{quorum, Decision, Tally};
+use super::round::{self, MAX_ROUNDS};
 
 /// Test-only ways to break the rules, to show the checks can fail.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -294,25 +298,24 @@ impl World {
             self.masters[m].acquire(kind, owner, token, retry, slot, permits, now, ttl, broken)
         });
         let op = &mut self.ops[oi];
-        let mut floor = 0;
-        match vote {
-            _ if lose_reply || lose_request => op.tally.no_vote += 1,
+        // What the proposer observes: the register of any refusal.
+        let (counted, floor) = match vote {
+            _ if lose_reply || lose_request => (round::Vote::None, 0),
             Some(Vote::Granted(free)) => {
-                op.tally.granted += 1;
                 op.slots.add(&free);
+                (round::Vote::Granted, 0)
             }
             Some(Vote::Busy(r, free)) => {
-                op.tally.busy += 1;
                 op.slots.add(&free);
-                floor = r;
+                (round::Vote::Busy(Some(r)), r)
             }
             Some(Vote::Stale(r, free)) => {
-                op.tally.stale += 1;
                 op.slots.add(&free);
-                floor = r;
+                (round::Vote::Stale(r), r)
             }
-            None => op.tally.no_vote += 1,
-        }
+            None => (round::Vote::None, 0),
+        };
+        round::tally_vote(&mut op.tally, &mut 0, counted);
         let p = op.proposer;
         self.seen[p] = self.seen[p].max(floor);
         let t = op.tally;
@@ -337,13 +340,15 @@ impl World {
                     self.fail(oi);
                 }
             }
-            Decision::RetryHigher if self.ops[oi].round + 1 < 4 => {
+            Decision::RetryHigher if self.ops[oi].round + 1 < MAX_ROUNDS + SLOT_ROUNDS => {
                 let f = self.seen[p];
                 let t = self.propose(p, f);
                 self.ops[oi].token = t;
                 self.new_round(oi);
             }
-            Decision::Busy if kind == Kind::Sem && self.ops[oi].round + 1 < 4 => {
+            Decision::Busy
+                if kind == Kind::Sem && self.ops[oi].round + 1 < MAX_ROUNDS + SLOT_ROUNDS =>
+            {
                 let best = self.ops[oi].slots.best(n - answered, self.q);
                 match best {
                     Some(s) if s != slot => {

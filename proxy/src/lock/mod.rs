@@ -1,18 +1,25 @@
-//! The quorum lock engine (docs/design.md, *The algorithm*).
+//! The quorum core and the lock kinds built on it (docs/design.md, *The
+//! algorithm* and *Lock kinds*).
 //!
-//! - [`engine`]: acquire, release, extend and status over N masters.
+//! The core:
+//! - [`engine`]: the masters, the fan-out of one script, deadlines.
+//! - [`round`]: the one acquire round every kind uses, the release and
+//!   extend tallies, the validity re-check before reply, the background
+//!   release of partial grants, and the scripts' reply codes.
 //! - [`quorum`]: the pure quorum decision.
 //! - [`validity`]: the pure validity arithmetic.
-//! - [`keys`]: names of fence registers and the metadata record.
+//! - [`keys`]: every key name on the masters.
 //! - [`signals`]: wake-ups for local waiters when a lock is released.
-//! - [`holders`]: quorum acquire, release, extend and status of the kinds
-//!   whose masters keep sets of holders: [`rwlock`] (read-write locks) and
-//!   [`semaphore`] (counting semaphores).
 //! - [`fair`]: per-key FIFO of local waiters (`WAIT` in arrival order).
-//! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
 //! - [`keepalive`]: connection-bound renewal of `KEEPALIVE` locks.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
+//!
+//! The kinds, each with its scripts' KEYS, ARGV and typed replies:
+//! - [`plain`]: plain locks (`LOCK.*` and the drop-in commands).
+//! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
+//! - [`holders`]: what read-write locks ([`rwlock`]) and counting
+//!   semaphores ([`semaphore`]) share: sets of holders on every master.
 //!
 //! Token proposals live in [`crate::fence`].
 
@@ -24,9 +31,11 @@ pub mod keys;
 mod kinds_model;
 mod model;
 mod model_reentrant;
+pub mod plain;
 pub mod quorum;
 pub mod recovery;
 pub mod reentrant;
+pub mod round;
 pub mod rwlock;
 pub mod semaphore;
 pub mod signals;
@@ -39,6 +48,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use engine::Engine;
+pub use round::AcquireOutcome;
 
 use crate::fence::FencingToken;
 
@@ -69,21 +79,6 @@ pub struct Grant {
     pub valid_until: Instant,
     /// When the acquire request began.
     pub start: Instant,
-}
-
-/// The outcome of one acquire attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AcquireOutcome {
-    Granted(Grant),
-    /// Another owner holds the key on enough masters.
-    Busy,
-    /// Too few masters voted.
-    NoQuorum {
-        voted: usize,
-        needed: usize,
-    },
-    /// A quorum agreed, but the validity ran out first; released again.
-    Expired,
 }
 
 /// The outcome of a release.

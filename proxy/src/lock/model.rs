@@ -1,5 +1,7 @@
 //! A model of N masters and interleaved proposers, to property-test the
-//! fencing-token rule with the real quorum decision ([`Tally::decide`]).
+//! fencing-token rule with the real quorum decision ([`Tally::decide`]),
+//! counted by the core's own [`round::tally_vote`] and bounded by its
+//! [`round::MAX_ROUNDS`] (docs/design.md, *Token rule*).
 //!
 //! Each master is `acquire.lua` in miniature: a lock holder with an expiry, a
 //! per-key fence register that only rises, and refusal codes for busy and
@@ -19,6 +21,7 @@
 use proptest::prelude::*;
 
 use super::quorum::{quorum, Decision, Tally};
+use super::round::{self, MAX_ROUNDS};
 
 #[derive(Debug, Clone, Default)]
 struct ModelMaster {
@@ -153,20 +156,15 @@ impl World {
             Some(self.masters[m].acquire(owner, token, retry, self.now, self.ttl))
         };
         let op = &mut self.ops[oi];
-        let mut floor = 0;
-        match vote {
-            _ if lose_reply || lose_request => op.tally.no_vote += 1,
-            Some(Vote::Granted) => op.tally.granted += 1,
-            Some(Vote::Busy(r)) => {
-                op.tally.busy += 1;
-                floor = r;
-            }
-            Some(Vote::Stale(r)) => {
-                op.tally.stale += 1;
-                floor = r;
-            }
-            None => op.tally.no_vote += 1,
-        }
+        // What the proposer observes: the register of any refusal.
+        let (counted, floor) = match vote {
+            _ if lose_reply || lose_request => (round::Vote::None, 0),
+            Some(Vote::Granted) => (round::Vote::Granted, 0),
+            Some(Vote::Busy(r)) => (round::Vote::Busy(Some(r)), r),
+            Some(Vote::Stale(r)) => (round::Vote::Stale(r), r),
+            None => (round::Vote::None, 0),
+        };
+        round::tally_vote(&mut op.tally, &mut 0, counted);
         let p = op.proposer;
         self.seen[p] = self.seen[p].max(floor);
         let decision = self.ops[oi].tally.decide(n, self.q);
@@ -177,7 +175,7 @@ impl World {
                 op.done = true;
                 self.grants.push((oi, op.token, op.requested_at, self.now));
             }
-            Decision::RetryHigher if op.round + 1 < 3 => {
+            Decision::RetryHigher if op.round + 1 < MAX_ROUNDS => {
                 let next_floor = self.seen[p];
                 let t = self.propose(p, next_floor);
                 let op = &mut self.ops[oi];

@@ -28,8 +28,9 @@
 //! stores, which is authoritative. An error reply leaves an operation's
 //! outcome unknown, as for any write.
 //!
-//! `lock::model` property-tests these rules against lost requests and
-//! replies and interleaved owners.
+//! `lock::model_reentrant` property-tests these rules against lost requests
+//! and replies and interleaved owners. docs/design.md, *Reentrant locks*,
+//! gives the argument; the write rounds are the core's ([`super::round`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +40,18 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::engine::{count_yes_no, settled};
+use super::fair::wait_fair;
 use super::keys::{fence_key, holds_key};
-use super::quorum::{Decision, Tally};
+use super::quorum::Decision;
+use super::round::{
+    self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
+};
 use super::validity::{remaining, valid_until};
 use super::{Engine, ExtendOutcome, Grant};
 use crate::fence::FencingToken;
-use crate::master::{MasterError, Value};
+use crate::master::Value;
 use crate::metrics::{Op, Outcome};
+use crate::scripts::{Script, ScriptSet};
 
 /// What K holds on the masters when a reentrant lock owns it.
 pub const MARKER: &[u8] = b"rlock:";
@@ -54,9 +59,6 @@ pub const MARKER: &[u8] = b"rlock:";
 /// Read-and-write attempts one operation makes when a concurrent operation
 /// of the same owner moved the count under it.
 const MAX_READS: usize = 3;
-
-/// Fresh-grant rounds (the first, plus up to two higher proposals).
-const MAX_ROUNDS: usize = 3;
 
 /// The value stored in K for a reentrant `owner`.
 pub fn stored_value(owner: &[u8]) -> Bytes {
@@ -66,23 +68,16 @@ pub fn stored_value(owner: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// The outcome of `RLOCK.ACQUIRE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReentrantAcquire {
-    /// Held by this owner on a quorum, with `holds` holds now.
-    Granted {
-        grant: Grant,
-        holds: u64,
-    },
-    /// Held by another owner (or a plain lock) on enough masters.
-    Busy,
-    NoQuorum {
-        voted: usize,
-        needed: usize,
-    },
-    /// A quorum agreed but the validity ran out first.
-    Expired,
+/// A reentrant grant: the grant and the hold count now stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReentrantGrant {
+    pub grant: Grant,
+    pub holds: u64,
 }
+
+/// The outcome of `RLOCK.ACQUIRE`: held by this owner on a quorum, with
+/// `holds` holds now; busy when another owner (or a plain lock) holds it.
+pub type ReentrantAcquire = AcquireOutcome<ReentrantGrant>;
 
 /// The outcome of `RLOCK.RELEASE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +110,9 @@ pub enum ReentrantStatus {
     },
 }
 
-/// One master's view of K.
-#[derive(Debug, Clone)]
-enum View {
+/// One master's answer to `rstatus.lua`: its view of K.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusReply {
     Free,
     Held {
         value: Bytes,
@@ -125,6 +120,92 @@ enum View {
         pttl: i64,
         holds: u64,
     },
+    Amnesia,
+}
+
+impl StatusReply {
+    /// Every code `rstatus.lua` returns.
+    pub const CODES: &'static [i64] = &[code::HELD, code::FREE, code::AMNESIA];
+
+    pub fn decode(reply: &Value) -> Result<Self, DecodeError> {
+        const BAD: DecodeError = DecodeError::Shape("rstatus");
+        let Value::Array(items) = reply else {
+            return Err(BAD);
+        };
+        match items.as_slice() {
+            [Value::Int(code::AMNESIA)] => Ok(StatusReply::Amnesia),
+            [Value::Int(code::FREE)] => Ok(StatusReply::Free),
+            [Value::Int(code::HELD), Value::Bulk(value), Value::Bulk(reg), Value::Int(pttl), Value::Int(h)] => {
+                Ok(StatusReply::Held {
+                    value: value.clone(),
+                    token: decimal(reg)?,
+                    pttl: *pttl,
+                    holds: u64::try_from(*h).unwrap_or(0),
+                })
+            }
+            _ => Err(BAD),
+        }
+    }
+}
+
+/// One master's answer to `racquire.lua`, `{code, a, b}`: the acquire
+/// reply (a reentry's grant carries the register, its refusal
+/// [`AcquireReply::Mismatch`] the count that moved) and the count stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquireTriple {
+    pub reply: AcquireReply,
+    pub holds: u64,
+}
+
+impl AcquireTriple {
+    pub fn decode(reply: &Value) -> Result<Self, DecodeError> {
+        match reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(c), Value::Int(a), Value::Int(b)] => Ok(AcquireTriple {
+                    reply: AcquireReply::from_parts(*c, *a)?,
+                    holds: u64::try_from(*b).unwrap_or(0),
+                }),
+                _ => Err(DecodeError::Shape("racquire")),
+            },
+            _ => Err(DecodeError::Shape("racquire")),
+        }
+    }
+}
+
+/// One master's answer to `rrelease.lua`, `{code, value}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReply {
+    /// One hold dropped; this many remain there.
+    Dropped(u64),
+    NotHeld,
+    Amnesia,
+    /// The count there is above the expected one: read again.
+    Moved(u64),
+}
+
+impl ReleaseReply {
+    /// Every code `rrelease.lua` returns.
+    pub const CODES: &'static [i64] =
+        &[code::DROPPED, code::NOT_HELD, code::AMNESIA, code::MISMATCH];
+
+    pub fn decode(reply: &Value) -> Result<Self, DecodeError> {
+        let Value::Array(items) = reply else {
+            return Err(DecodeError::Shape("rrelease"));
+        };
+        match items.as_slice() {
+            [Value::Int(c), Value::Int(a)] => {
+                let a = u64::try_from(*a).unwrap_or(0);
+                match *c {
+                    code::DROPPED => Ok(ReleaseReply::Dropped(a)),
+                    code::NOT_HELD => Ok(ReleaseReply::NotHeld),
+                    code::AMNESIA => Ok(ReleaseReply::Amnesia),
+                    code::MISMATCH => Ok(ReleaseReply::Moved(a)),
+                    other => Err(DecodeError::Code(other)),
+                }
+            }
+            _ => Err(DecodeError::Shape("rrelease")),
+        }
+    }
 }
 
 /// What a read of every voting master found for one owner.
@@ -145,487 +226,419 @@ enum Read {
     },
 }
 
-/// The outcome of one conditional write round.
-enum Round {
-    Granted {
-        token: u64,
-        holds: u64,
-    },
-    /// Lost because a concurrent operation of this owner moved the count.
-    Moved,
-    Busy,
-    NoQuorum {
-        voted: usize,
-    },
+/// KEYS of `racquire.lua` and `rstatus.lua`.
+fn rkeys(engine: &Engine, key: &Bytes) -> Arc<[Bytes]> {
+    let p = &engine.config().key_prefix;
+    Arc::from(vec![
+        engine.meta_key().clone(),
+        key.clone(),
+        fence_key(p, key),
+        holds_key(p, key),
+    ])
 }
 
-// === impl Engine ===
+/// KEYS of `rrelease.lua`.
+fn release_keys(engine: &Engine, key: &Bytes) -> Arc<[Bytes]> {
+    Arc::from(vec![
+        engine.meta_key().clone(),
+        key.clone(),
+        holds_key(&engine.config().key_prefix, key),
+    ])
+}
 
-impl Engine {
-    fn rkeys(&self, key: &Bytes) -> Arc<[Bytes]> {
-        let p = &self.config().key_prefix;
-        Arc::from(vec![
-            self.meta_key().clone(),
-            key.clone(),
-            fence_key(p, key),
-            holds_key(p, key),
-        ])
+/// `rrelease.lua` of `value` expecting `want` holds.
+fn release_of(engine: &Engine, key: &Bytes, value: &Bytes, want: u64) -> Release {
+    Release {
+        script: |s| &s.rrelease,
+        keys: release_keys(engine, key),
+        args: Arc::from(vec![value.clone(), Bytes::from(want.to_string())]),
     }
+}
 
-    /// Reads K on every voting master (until each answered or the master
-    /// deadline), and summarises it for `value`.
-    async fn rread(&self, key: &Bytes) -> Vec<View> {
-        let start = Instant::now();
-        let scripts = self.scripts().clone();
-        let (_, mut futs) = self.fan_out_script(
-            &scripts.rstatus,
-            self.rkeys(key),
-            Arc::from(Vec::new()),
-            start + self.timeout(),
-            true,
-        );
-        let mut views = Vec::new();
-        while let Some((i, reply)) = futs.next().await {
-            match parse_view(reply) {
-                Ok(Some(v)) => views.push(v),
-                Ok(None) => self.note_amnesia(i),
-                Err(()) => debug!(master = i, "no reentrant status from master"),
+/// Reads K on every voting master (until each answered or the master
+/// deadline).
+async fn read(engine: &Engine, key: &Bytes) -> Vec<StatusReply> {
+    let start = Instant::now();
+    let (_, mut futs) = engine.fan_out(
+        &engine.scripts().rstatus,
+        rkeys(engine, key),
+        Arc::from(Vec::new()),
+        start + engine.timeout(),
+        true,
+    );
+    let mut views = Vec::new();
+    while let Some((i, reply)) = futs.next().await {
+        match reply
+            .map_err(|_| ())
+            .and_then(|v| StatusReply::decode(&v).map_err(|_| ()))
+        {
+            Ok(StatusReply::Amnesia) => engine.note_amnesia(i),
+            Ok(v) => views.push(v),
+            Err(()) => debug!(master = i, "no reentrant status from master"),
+        }
+    }
+    views
+}
+
+/// Summarises `views` for the stored value `value`.
+fn summarise(q: usize, views: &[StatusReply], value: &[u8]) -> Read {
+    let mut ours = 0usize;
+    let (mut holds, mut token, mut pttl) = (0u64, 0u64, i64::MAX);
+    let mut free = 0usize;
+    for v in views {
+        match v {
+            StatusReply::Free => free += 1,
+            StatusReply::Held {
+                value: val,
+                token: t,
+                pttl: p,
+                holds: h,
+            } if &val[..] == value && *h >= 1 => {
+                ours += 1;
+                holds = holds.max(*h);
+                token = token.max(*t);
+                pttl = pttl.min(*p);
             }
+            StatusReply::Held { .. } | StatusReply::Amnesia => {}
         }
-        views
+    }
+    if ours >= q {
+        Read::Ours { holds, token, pttl }
+    } else if free >= q {
+        Read::Free
+    } else if views.len() >= q {
+        Read::Other
+    } else {
+        Read::NoQuorum { voted: views.len() }
+    }
+}
+
+/// One conditional write, from `want` holds to `want + 1`, as the core's
+/// rounds drive it. A fresh grant (`want == 0`) proposes tokens and retries
+/// higher like a plain acquire; a lost fresh grant is released again. A
+/// lost reentry is left: a count too high only delays the release, and
+/// lowering it could undo a concurrent hold of the same owner.
+struct Write<'a> {
+    engine: &'a Engine,
+    key: &'a Bytes,
+    value: &'a Bytes,
+    ttl_ms: Bytes,
+    want: u64,
+    /// This round: masters whose count moved, and the highest token granted.
+    moved: usize,
+    best: u64,
+}
+
+impl round::Acquire for Write<'_> {
+    type Reply = AcquireTriple;
+
+    fn script<'s>(&self, scripts: &'s ScriptSet) -> &'s Script {
+        &scripts.racquire
     }
 
-    fn summarise(&self, views: &[View], value: &[u8]) -> Read {
-        let q = self.quorum();
-        let mut ours = 0usize;
-        let (mut holds, mut token, mut pttl) = (0u64, 0u64, i64::MAX);
-        let mut free = 0usize;
-        for v in views {
-            match v {
-                View::Free => free += 1,
-                View::Held {
-                    value: val,
-                    token: t,
-                    pttl: p,
-                    holds: h,
-                } if &val[..] == value && *h >= 1 => {
-                    ours += 1;
-                    holds = holds.max(*h);
-                    token = token.max(*t);
-                    pttl = pttl.min(*p);
-                }
-                View::Held { .. } => {}
+    fn keys(&self) -> Arc<[Bytes]> {
+        rkeys(self.engine, self.key)
+    }
+
+    fn args(&mut self, token: u64, round: usize) -> Arc<[Bytes]> {
+        self.moved = 0;
+        self.best = 0;
+        let mut args = round::acquire_args(self.value, &self.ttl_ms, token, round);
+        args.push(Bytes::from(self.want.to_string()));
+        args.into()
+    }
+
+    fn decode(&self, reply: Value) -> Result<AcquireTriple, DecodeError> {
+        AcquireTriple::decode(&reply)
+    }
+
+    fn vote(&mut self, AcquireTriple { reply, holds }: AcquireTriple, token: u64) -> Vote {
+        let want = self.want;
+        match reply {
+            AcquireReply::Granted(t) if holds == want + 1 && (want > 0 || t == token) => {
+                self.best = self.best.max(t);
+                Vote::Granted
             }
-        }
-        if ours >= q {
-            Read::Ours { holds, token, pttl }
-        } else if free >= q {
-            Read::Free
-        } else if views.len() >= q {
-            Read::Other
-        } else {
-            Read::NoQuorum { voted: views.len() }
+            AcquireReply::Busy(reg) => Vote::Busy(Some(reg)),
+            AcquireReply::Stale(reg) => Vote::Stale(reg),
+            AcquireReply::Amnesia => Vote::Amnesia,
+            AcquireReply::Mismatch(_) => {
+                self.moved += 1;
+                Vote::None
+            }
+            AcquireReply::Granted(_) => Vote::None,
         }
     }
 
-    /// `RLOCK.ACQUIRE` without waiting: a fresh grant when K is free on a
-    /// quorum, one more hold when this owner holds it on a quorum, else
-    /// busy.
-    pub async fn racquire(&self, key: &Bytes, owner: &Bytes, ttl: Duration) -> ReentrantAcquire {
-        let start = Instant::now();
-        let out = self.racquire_inner(key, owner, ttl, start).await;
-        let o = match &out {
-            ReentrantAcquire::Granted { .. } => None, // recorded when replied
-            ReentrantAcquire::Busy => Some(Outcome::Busy),
-            ReentrantAcquire::NoQuorum { .. } => Some(Outcome::NoQuorum),
-            ReentrantAcquire::Expired => Some(Outcome::ExpiredInFlight),
+    fn release(&self) -> Option<Release> {
+        (self.want == 0).then(|| release_of(self.engine, self.key, self.value, 1))
+    }
+
+    /// A reentry keeps the register: its proposal is never used.
+    fn proposes(&self) -> bool {
+        self.want == 0
+    }
+
+    fn records_votes(&self) -> bool {
+        false
+    }
+}
+
+/// `RLOCK.ACQUIRE` without waiting: a fresh grant when K is free on a
+/// quorum, one more hold when this owner holds it on a quorum, else busy.
+pub async fn acquire(
+    engine: &Engine,
+    key: &Bytes,
+    owner: &Bytes,
+    ttl: Duration,
+) -> ReentrantAcquire {
+    let start = Instant::now();
+    let out = acquire_inner(engine, key, owner, ttl, start).await;
+    round::record(engine, Op::ReentrantAcquire, start, &out);
+    out
+}
+
+async fn acquire_inner(
+    engine: &Engine,
+    key: &Bytes,
+    owner: &Bytes,
+    ttl: Duration,
+    start: Instant,
+) -> ReentrantAcquire {
+    let cfg = engine.config();
+    let until = valid_until(start, ttl, cfg.drift_factor, cfg.drift_constant);
+    let value = stored_value(owner);
+    let q = engine.quorum();
+    for _ in 0..MAX_READS {
+        if remaining(until, Instant::now()).is_none() {
+            return AcquireOutcome::Expired;
+        }
+        let views = read(engine, key).await;
+        let want = match summarise(q, &views, &value) {
+            Read::Free => 0,
+            Read::Ours { holds, .. } => holds,
+            Read::Other => return AcquireOutcome::Busy,
+            Read::NoQuorum { voted } => return AcquireOutcome::NoQuorum { voted, needed: q },
         };
-        if let Some(o) = o {
-            self.metrics()
-                .lock_op(Op::ReentrantAcquire, o, start.elapsed().as_secs_f64());
-        }
-        out
-    }
-
-    async fn racquire_inner(
-        &self,
-        key: &Bytes,
-        owner: &Bytes,
-        ttl: Duration,
-        start: Instant,
-    ) -> ReentrantAcquire {
-        let cfg = self.config();
-        let until = valid_until(start, ttl, cfg.drift_factor, cfg.drift_constant);
-        let value = stored_value(owner);
-        let q = self.quorum();
-        for _ in 0..MAX_READS {
-            if remaining(until, Instant::now()).is_none() {
-                return ReentrantAcquire::Expired;
+        let mut write = Write {
+            engine,
+            key,
+            value: &value,
+            ttl_ms: Bytes::from(ttl.as_millis().to_string()),
+            want,
+            moved: 0,
+            best: 0,
+        };
+        match round::run(engine, &mut write, ttl, start).await {
+            round::End::Granted(grant) => {
+                return AcquireOutcome::Granted(ReentrantGrant {
+                    grant: Grant {
+                        token: FencingToken(write.best),
+                        ..grant
+                    },
+                    holds: want + 1,
+                })
             }
-            let views = self.rread(key).await;
-            let want = match self.summarise(&views, &value) {
-                Read::Free => 0,
-                Read::Ours { holds, .. } => holds,
-                Read::Other => return ReentrantAcquire::Busy,
-                Read::NoQuorum { voted } => return ReentrantAcquire::NoQuorum { voted, needed: q },
-            };
-            match self.racquire_round(key, &value, ttl, want, until).await {
-                Round::Granted { token, holds } => {
-                    if remaining(until, Instant::now()).is_none() {
-                        if holds == 1 {
-                            self.rrelease_in_background(key, &value, 1);
-                        }
-                        return ReentrantAcquire::Expired;
-                    }
-                    return ReentrantAcquire::Granted {
-                        grant: Grant {
-                            token: FencingToken(token),
-                            valid_until: until,
-                            start,
-                        },
-                        holds,
-                    };
-                }
-                Round::Moved => continue,
-                Round::Busy => return ReentrantAcquire::Busy,
-                Round::NoQuorum { voted } => {
-                    return ReentrantAcquire::NoQuorum { voted, needed: q }
+            round::End::Expired => return AcquireOutcome::Expired,
+            // Out of time, of rounds or of tokens before a round decided.
+            round::End::Lost { decided: false, .. } => {
+                return AcquireOutcome::NoQuorum {
+                    voted: 0,
+                    needed: q,
                 }
             }
-        }
-        ReentrantAcquire::Busy
-    }
-
-    /// One conditional write: from `want` holds to `want + 1`. A fresh grant
-    /// (`want == 0`) proposes tokens and retries higher like a plain
-    /// acquire; a lost fresh grant is released again.
-    async fn racquire_round(
-        &self,
-        key: &Bytes,
-        value: &Bytes,
-        ttl: Duration,
-        want: u64,
-        until: Instant,
-    ) -> Round {
-        let q = self.quorum();
-        let keys = self.rkeys(key);
-        let scripts = self.scripts().clone();
-        let mut floor = 0u64;
-        let mut last = Round::NoQuorum { voted: 0 };
-        for round in 0..MAX_ROUNDS {
-            let now = Instant::now();
-            if remaining(until, now).is_none() {
-                break;
-            }
-            // A reentry keeps the register: its proposal is never used.
-            let token = if want == 0 {
-                match self.proposer().propose_above(floor) {
-                    Ok(t) => t.0,
-                    Err(_) => break,
-                }
-            } else {
-                0
-            };
-            let args: Arc<[Bytes]> = Arc::from(vec![
-                value.clone(),
-                Bytes::from(ttl.as_millis().to_string()),
-                Bytes::from(token.to_string()),
-                Bytes::from_static(if round == 0 { b"0" } else { b"1" }),
-                Bytes::from(want.to_string()),
-            ]);
-            let deadline = (now + self.timeout()).min(until);
-            let (asked, mut futs) =
-                self.fan_out_script(&scripts.racquire, keys.clone(), args, deadline, true);
-            let mut tally = Tally::default();
-            let mut moved = 0usize;
-            let mut best = 0u64;
-            let mut decision = tally.decide(asked, q);
-            while decision == Decision::Pending {
-                let Some((i, reply)) = futs.next().await else {
-                    break;
-                };
-                match parse_triple(reply) {
-                    Some((0, t, h)) if h == want + 1 && (want > 0 || t == token) => {
-                        tally.granted += 1;
-                        best = best.max(t);
-                    }
-                    Some((1, reg, _)) => {
-                        tally.busy += 1;
-                        self.proposer().observe(reg);
-                    }
-                    Some((2, reg, _)) => {
-                        tally.stale += 1;
-                        floor = floor.max(reg);
-                        self.proposer().observe(reg);
-                    }
-                    Some((3, _, _)) => {
-                        tally.no_vote += 1;
-                        self.note_amnesia(i);
-                    }
-                    Some((4, _, _)) => {
-                        tally.no_vote += 1;
-                        moved += 1;
-                    }
-                    _ => tally.no_vote += 1,
-                }
-                decision = tally.decide(asked, q);
-            }
-            Self::drain(futs);
-            let voted = tally.granted + tally.busy + tally.stale;
-            last = match decision {
-                Decision::Granted => {
-                    return Round::Granted {
-                        token: best,
-                        holds: want + 1,
-                    }
-                }
-                Decision::RetryHigher if want == 0 => {
-                    self.metrics().fence_retries.inc();
-                    continue;
-                }
-                _ if moved > 0 => Round::Moved,
-                Decision::Busy | Decision::RetryHigher => Round::Busy,
-                Decision::NoQuorum | Decision::Pending => Round::NoQuorum { voted },
-            };
-            break;
-        }
-        // A fresh grant that lost must not leave partial holds behind (a
-        // write that timed out may still land). A lost reentry is left: a
-        // count too high only delays the release, and lowering it could undo
-        // a concurrent hold of the same owner.
-        if want == 0 {
-            self.rrelease_in_background(key, value, 1);
-        }
-        last
-    }
-
-    fn rrelease_in_background(&self, key: &Bytes, value: &Bytes, want: u64) {
-        let keys: Arc<[Bytes]> = Arc::from(vec![
-            self.meta_key().clone(),
-            key.clone(),
-            holds_key(&self.config().key_prefix, key),
-        ]);
-        let args: Arc<[Bytes]> = Arc::from(vec![value.clone(), Bytes::from(want.to_string())]);
-        let scripts = self.scripts().clone();
-        let deadline = Instant::now() + self.timeout();
-        let (_, futs) = self.fan_out_script(&scripts.rrelease, keys, args, deadline, false);
-        Self::drain(futs);
-    }
-
-    /// Reports a reentrant grant only if it is still valid now. A fresh grant
-    /// that expired is released; an expired reentry is left (see the module
-    /// notes on counts that are too high).
-    pub fn finish_rgrant(
-        &self,
-        grant: &Grant,
-        key: &Bytes,
-        owner: &Bytes,
-        holds: u64,
-    ) -> Option<Duration> {
-        let now = Instant::now();
-        let elapsed = now.duration_since(grant.start).as_secs_f64();
-        match remaining(grant.valid_until, now) {
-            Some(left) => {
-                self.metrics()
-                    .lock_op(Op::ReentrantAcquire, Outcome::Granted, elapsed);
-                Some(left)
-            }
-            None => {
-                self.metrics()
-                    .lock_op(Op::ReentrantAcquire, Outcome::ExpiredInFlight, elapsed);
-                if holds == 1 {
-                    self.rrelease_in_background(key, &stored_value(owner), 1);
-                }
-                None
-            }
+            // A concurrent operation of this owner moved the count: read
+            // again.
+            round::End::Lost { .. } if write.moved > 0 => continue,
+            round::End::Lost {
+                last: Decision::Busy | Decision::RetryHigher,
+                ..
+            } => return AcquireOutcome::Busy,
+            round::End::Lost { voted, .. } => return AcquireOutcome::NoQuorum { voted, needed: q },
         }
     }
+    AcquireOutcome::Busy
+}
 
-    /// `RLOCK.RELEASE`: drops one hold; the last one frees K and wakes local
-    /// waiters.
-    pub async fn rrelease(&self, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
-        let start = Instant::now();
-        let out = self.rrelease_inner(key, owner).await;
-        let o = match out {
+/// `RLOCK.ACQUIRE ... WAIT`: waiters on one key of this gateway take turns
+/// in arrival order (`lock::fair`), each attempt a full [`acquire`].
+pub async fn acquire_wait(
+    engine: &Engine,
+    key: &Bytes,
+    owner: &Bytes,
+    ttl: Duration,
+    wait: Duration,
+) -> ReentrantAcquire {
+    wait_fair(
+        engine,
+        key,
+        wait,
+        || acquire(engine, key, owner, ttl),
+        |o| matches!(o, AcquireOutcome::Granted(_)),
+    )
+    .await
+    .unwrap_or(AcquireOutcome::Busy)
+}
+
+/// Reports a reentrant grant only if it is still valid now. A fresh grant
+/// that expired is released; an expired reentry is left (see the module
+/// notes on counts that are too high).
+pub fn finish(
+    engine: &Engine,
+    grant: &Grant,
+    key: &Bytes,
+    owner: &Bytes,
+    holds: u64,
+) -> Option<Duration> {
+    round::finish(engine, Op::ReentrantAcquire, grant, false, || {
+        (holds == 1).then(|| release_of(engine, key, &stored_value(owner), 1))
+    })
+}
+
+/// `RLOCK.RELEASE`: drops one hold; the last one frees K and wakes local
+/// waiters.
+pub async fn release(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
+    let start = Instant::now();
+    let out = release_inner(engine, key, owner).await;
+    round::record(engine, Op::ReentrantRelease, start, &out);
+    out
+}
+
+impl Metered for ReentrantRelease {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
             ReentrantRelease::Released { .. } => Outcome::Granted,
             ReentrantRelease::NotHeld => Outcome::Busy,
             ReentrantRelease::NoQuorum { .. } => Outcome::NoQuorum,
+        })
+    }
+}
+
+async fn release_inner(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
+    let value = stored_value(owner);
+    let q = engine.quorum();
+    for _ in 0..MAX_READS {
+        let views = read(engine, key).await;
+        let want = match summarise(q, &views, &value) {
+            Read::Ours { holds, .. } => holds,
+            Read::Free | Read::Other => return ReentrantRelease::NotHeld,
+            Read::NoQuorum { voted } => return ReentrantRelease::NoQuorum { voted, needed: q },
         };
-        self.metrics()
-            .lock_op(Op::ReentrantRelease, o, start.elapsed().as_secs_f64());
-        out
-    }
-
-    async fn rrelease_inner(&self, key: &Bytes, owner: &Bytes) -> ReentrantRelease {
-        let value = stored_value(owner);
-        let q = self.quorum();
-        let keys: Arc<[Bytes]> = Arc::from(vec![
-            self.meta_key().clone(),
-            key.clone(),
-            holds_key(&self.config().key_prefix, key),
-        ]);
-        let scripts = self.scripts().clone();
-        for _ in 0..MAX_READS {
-            let views = self.rread(key).await;
-            let want = match self.summarise(&views, &value) {
-                Read::Ours { holds, .. } => holds,
-                Read::Free | Read::Other => return ReentrantRelease::NotHeld,
-                Read::NoQuorum { voted } => return ReentrantRelease::NoQuorum { voted, needed: q },
-            };
-            let args: Arc<[Bytes]> = Arc::from(vec![value.clone(), Bytes::from(want.to_string())]);
-            let start = Instant::now();
-            let (asked, mut futs) = self.fan_out_script(
-                &scripts.rrelease,
-                keys.clone(),
-                args,
-                start + self.timeout(),
-                false,
-            );
-            let (mut yes, mut no, mut moved, mut failed) = (0usize, 0usize, 0usize, 0usize);
-            while let Some((i, reply)) = futs.next().await {
-                match parse_pair(reply) {
-                    Some((0, _)) => yes += 1,
-                    Some((1, _)) => no += 1,
-                    Some((4, _)) => moved += 1,
-                    Some((3, _)) => {
-                        failed += 1;
-                        self.note_amnesia(i);
-                    }
-                    _ => failed += 1,
+        let r = release_of(engine, key, &value, want);
+        let mut moved = 0usize;
+        // A moved count is a "no" for settling, but not for "not held".
+        let (yes, no) = round::yes_no(
+            engine,
+            (r.script)(engine.scripts()),
+            r.keys,
+            r.args,
+            false,
+            Instant::now(),
+            |i, reply| match reply.ok().map(|v| ReleaseReply::decode(&v)) {
+                Some(Ok(ReleaseReply::Dropped(_))) => YesNo::Yes,
+                Some(Ok(ReleaseReply::NotHeld)) => YesNo::No,
+                Some(Ok(ReleaseReply::Moved(_))) => {
+                    moved += 1;
+                    YesNo::No
                 }
-                if settled(yes, no + moved, failed, asked, q) {
-                    break;
+                Some(Ok(ReleaseReply::Amnesia)) => {
+                    engine.note_amnesia(i);
+                    YesNo::Failed
                 }
+                _ => YesNo::Failed,
+            },
+        )
+        .await;
+        let no = no - moved;
+        if yes >= q {
+            let left = want.saturating_sub(1);
+            if left == 0 {
+                engine.signals().released(std::slice::from_ref(key));
             }
-            Self::drain(futs);
-            if yes >= q {
-                let left = want.saturating_sub(1);
-                if left == 0 {
-                    self.signals().released(std::slice::from_ref(key));
-                }
-                return ReentrantRelease::Released { remaining: left };
-            }
-            if moved > 0 {
-                continue;
-            }
-            if yes + no >= q {
-                return ReentrantRelease::NotHeld;
-            }
-            return ReentrantRelease::NoQuorum {
-                voted: yes + no,
-                needed: q,
-            };
+            return ReentrantRelease::Released { remaining: left };
         }
-        ReentrantRelease::NotHeld
-    }
-
-    /// `RLOCK.EXTEND`: compare-and-pexpire of K and its hold count; the
-    /// count and the token do not change.
-    pub async fn rextend(&self, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
-        let start = Instant::now();
-        let q = self.quorum();
-        let keys: Arc<[Bytes]> =
-            Arc::from(vec![key.clone(), holds_key(&self.config().key_prefix, key)]);
-        let args: Arc<[Bytes]> = Arc::from(vec![
-            stored_value(owner),
-            Bytes::from(ttl.as_millis().to_string()),
-        ]);
-        let scripts = self.scripts().clone();
-        let (asked, mut futs) =
-            self.fan_out_script(&scripts.rextend, keys, args, start + self.timeout(), true);
-        let (yes, no) = count_yes_no(&mut futs, asked, q).await;
-        Self::drain(futs);
-        self.extend_outcome(Op::Extend, start, ttl, yes, no)
-    }
-
-    /// `RLOCK.STATUS`: the reentrant holder a quorum agrees on, with the
-    /// highest hold count among them.
-    pub async fn rstatus(&self, key: &Bytes) -> ReentrantStatus {
-        let start = Instant::now();
-        let views = self.rread(key).await;
-        let q = self.quorum();
-        let mut seen: Vec<Bytes> = Vec::new();
-        for v in &views {
-            if let View::Held { value, holds, .. } = v {
-                if *holds >= 1 && value.starts_with(MARKER) && !seen.contains(value) {
-                    seen.push(value.clone());
-                }
-            }
+        if moved > 0 {
+            continue;
         }
-        let mut out = if views.len() >= q {
-            ReentrantStatus::NotHeld
-        } else {
-            ReentrantStatus::NoQuorum {
-                voted: views.len(),
-                needed: q,
-            }
+        if yes + no >= q {
+            return ReentrantRelease::NotHeld;
+        }
+        return ReentrantRelease::NoQuorum {
+            voted: yes + no,
+            needed: q,
         };
-        for value in seen {
-            if let Read::Ours { holds, token, pttl } = self.summarise(&views, &value) {
-                out = ReentrantStatus::Held {
-                    owner: value.slice(MARKER.len()..),
-                    token: FencingToken(token),
-                    pttl: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
-                    holds,
-                };
+    }
+    ReentrantRelease::NotHeld
+}
+
+/// `RLOCK.EXTEND`: compare-and-pexpire of K and its hold count; the count
+/// and the token do not change.
+pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
+    let start = Instant::now();
+    let keys: Arc<[Bytes]> = Arc::from(vec![
+        key.clone(),
+        holds_key(&engine.config().key_prefix, key),
+    ]);
+    let args: Arc<[Bytes]> = Arc::from(vec![
+        stored_value(owner),
+        Bytes::from(ttl.as_millis().to_string()),
+    ]);
+    let votes = round::yes_no(
+        engine,
+        &engine.scripts().rextend,
+        keys,
+        args,
+        true,
+        start,
+        |_, reply| round::positive(reply),
+    )
+    .await;
+    round::extend_outcome(engine, Op::Extend, start, ttl, votes)
+}
+
+/// `RLOCK.STATUS`: the reentrant holder a quorum agrees on, with the
+/// highest hold count among them.
+pub async fn status(engine: &Engine, key: &Bytes) -> ReentrantStatus {
+    let start = Instant::now();
+    let views = read(engine, key).await;
+    let q = engine.quorum();
+    let mut seen: Vec<Bytes> = Vec::new();
+    for v in &views {
+        if let StatusReply::Held { value, holds, .. } = v {
+            if *holds >= 1 && value.starts_with(MARKER) && !seen.contains(value) {
+                seen.push(value.clone());
             }
         }
-        let o = match out {
+    }
+    let mut out = if views.len() >= q {
+        ReentrantStatus::NotHeld
+    } else {
+        ReentrantStatus::NoQuorum {
+            voted: views.len(),
+            needed: q,
+        }
+    };
+    for value in seen {
+        if let Read::Ours { holds, token, pttl } = summarise(q, &views, &value) {
+            out = ReentrantStatus::Held {
+                owner: value.slice(MARKER.len()..),
+                token: FencingToken(token),
+                pttl: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+                holds,
+            };
+        }
+    }
+    round::record(engine, Op::Status, start, &out);
+    out
+}
+
+impl Metered for ReentrantStatus {
+    fn metric(&self) -> Option<Outcome> {
+        Some(match self {
             ReentrantStatus::Held { .. } => Outcome::Granted,
             ReentrantStatus::NotHeld => Outcome::Busy,
             ReentrantStatus::NoQuorum { .. } => Outcome::NoQuorum,
-        };
-        self.metrics()
-            .lock_op(Op::Status, o, start.elapsed().as_secs_f64());
-        out
-    }
-}
-
-/// `Ok(None)` for amnesia; `Err` for anything unusable.
-fn parse_view(reply: Result<Value, MasterError>) -> Result<Option<View>, ()> {
-    let Ok(Value::Array(items)) = reply else {
-        return Err(());
-    };
-    match items.as_slice() {
-        [Value::Int(3)] => Ok(None),
-        [Value::Int(1)] => Ok(Some(View::Free)),
-        [Value::Int(0), Value::Bulk(value), Value::Bulk(reg), Value::Int(pttl), Value::Int(h)] => {
-            let token = std::str::from_utf8(reg)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(())?;
-            Ok(Some(View::Held {
-                value: value.clone(),
-                token,
-                pttl: *pttl,
-                holds: u64::try_from(*h).unwrap_or(0),
-            }))
-        }
-        _ => Err(()),
-    }
-}
-
-fn parse_triple(reply: Result<Value, MasterError>) -> Option<(i64, u64, u64)> {
-    let Ok(Value::Array(items)) = reply else {
-        return None;
-    };
-    match items.as_slice() {
-        [Value::Int(c), Value::Int(a), Value::Int(b)] => Some((
-            *c,
-            u64::try_from(*a).unwrap_or(0),
-            u64::try_from(*b).unwrap_or(0),
-        )),
-        _ => None,
-    }
-}
-
-fn parse_pair(reply: Result<Value, MasterError>) -> Option<(i64, u64)> {
-    let Ok(Value::Array(items)) = reply else {
-        return None;
-    };
-    match items.as_slice() {
-        [Value::Int(c), Value::Int(a)] => Some((*c, u64::try_from(*a).unwrap_or(0))),
-        _ => None,
+        })
     }
 }
 
@@ -640,16 +653,48 @@ mod tests {
 
     #[test]
     fn malformed_master_replies_are_no_votes_not_panics() {
-        assert!(parse_view(Ok(Value::Int(7))).is_err());
-        assert!(parse_view(Ok(Value::Array(vec![
+        assert!(StatusReply::decode(&Value::Int(7)).is_err());
+        assert!(StatusReply::decode(&Value::Array(vec![
             Value::Int(0),
             Value::Bulk(Bytes::from_static(b"v")),
             Value::Bulk(Bytes::from_static(b"not a number")),
             Value::Int(5),
             Value::Int(1),
-        ])))
+        ]))
         .is_err());
-        assert_eq!(parse_triple(Ok(Value::Array(vec![Value::Int(0)]))), None);
-        assert_eq!(parse_pair(Ok(Value::Nil)), None);
+        assert!(AcquireTriple::decode(&Value::Array(vec![Value::Int(0)])).is_err());
+        assert!(AcquireTriple::decode(&Value::Array(vec![
+            Value::Int(7),
+            Value::Int(0),
+            Value::Int(0)
+        ]))
+        .is_err());
+        assert!(ReleaseReply::decode(&Value::Nil).is_err());
+        assert_eq!(
+            ReleaseReply::decode(&Value::Array(vec![Value::Int(9), Value::Int(0)])),
+            Err(DecodeError::Code(9))
+        );
+    }
+
+    #[test]
+    fn replies_decode_to_their_codes() {
+        let triple = Value::Array(vec![
+            Value::Int(code::GRANTED),
+            Value::Int(17),
+            Value::Int(2),
+        ]);
+        assert_eq!(
+            AcquireTriple::decode(&triple),
+            Ok(AcquireTriple {
+                reply: AcquireReply::Granted(17),
+                holds: 2
+            })
+        );
+        let moved = Value::Array(vec![Value::Int(code::MISMATCH), Value::Int(3)]);
+        assert_eq!(ReleaseReply::decode(&moved), Ok(ReleaseReply::Moved(3)));
+        assert_eq!(
+            StatusReply::decode(&Value::Array(vec![Value::Int(code::AMNESIA)])),
+            Ok(StatusReply::Amnesia)
+        );
     }
 }

@@ -1,6 +1,9 @@
-//! Read-write locks: many readers share a key, a writer
+//! Read-write locks (`RWLOCK.*`): many readers share a key, a writer
 //! excludes readers and other writers, and every grant carries a fencing
-//! token from the key's fence register.
+//! token from the key's fence register (docs/design.md, *Read-write locks,
+//! with writer preference*). The quorum machinery is the holder kinds'
+//! ([`super::holders`]); this module owns `rw_acquire.lua`'s KEYS and ARGV
+//! and the shape of a read-write status.
 //!
 //! # State on each master
 //! Under the `rw:` namespace of the user key: a readers sorted set and a
@@ -53,9 +56,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::holders::{kind_key, AcquireSpec, HolderKeys, HoldersStatus, KindAcquire};
-use super::keys::fence_key;
-use super::{Engine, ExtendOutcome, ReleaseOutcome};
+use super::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
+use super::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
 use crate::metrics::Op;
 
 /// How long a waiting writer's intent marker outlives its last refresh.
@@ -78,117 +80,97 @@ impl RwMode {
     }
 }
 
-/// The master keys of the read-write lock `key`.
-pub fn rw_keys(engine: &Engine, key: &[u8]) -> HolderKeys {
-    let prefix = &engine.config().key_prefix;
-    let readers = kind_key(prefix, "rw", key, "r");
-    let writer = kind_key(prefix, "rw", key, "w");
-    let tokens = kind_key(prefix, "rw", key, "t");
-    let intent = kind_key(prefix, "rw", key, "i");
-    let fence = fence_key(prefix, key);
+/// The master keys of the read-write lock `key`, per script.
+pub fn keys(engine: &Engine, key: &[u8]) -> HolderKeys {
+    let n = names::rw(&engine.config().key_prefix, key);
+    let meta = engine.meta_key().clone();
     HolderKeys {
         acquire: vec![
-            engine.meta_key().clone(),
-            readers.clone(),
-            writer.clone(),
-            tokens.clone(),
-            intent.clone(),
-            fence,
+            meta.clone(),
+            n.readers.clone(),
+            n.writer.clone(),
+            n.tokens.clone(),
+            n.intent.clone(),
+            n.fence,
         ]
         .into(),
         release: vec![
-            tokens.clone(),
-            intent.clone(),
-            writer.clone(),
-            readers.clone(),
+            n.tokens.clone(),
+            n.intent.clone(),
+            n.writer.clone(),
+            n.readers.clone(),
         ]
         .into(),
-        extend: vec![tokens.clone(), writer.clone(), readers.clone()].into(),
+        extend: vec![n.tokens.clone(), n.writer.clone(), n.readers.clone()].into(),
         companions: 1,
-        status: vec![
-            engine.meta_key().clone(),
-            tokens,
-            intent,
-            writer.clone(),
-            readers,
-        ]
-        .into(),
-        signal: writer,
+        status: vec![meta, n.tokens, n.intent, n.writer.clone(), n.readers].into(),
+        signal: n.writer,
     }
 }
 
 /// What a quorum of masters agrees on about one read-write lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RwView {
-    pub writer: Option<super::holders::Holder>,
-    pub readers: Vec<super::holders::Holder>,
+    pub writer: Option<Holder>,
+    pub readers: Vec<Holder>,
     /// A waiting writer's intent marker is on a quorum.
     pub writer_waiting: bool,
 }
 
-// === impl Engine ===
+/// Takes `key` for reading or writing; with `wait`, retries until it runs
+/// out (a waiting writer holds back new readers meanwhile).
+pub async fn acquire(
+    engine: &Engine,
+    key: &Bytes,
+    mode: RwMode,
+    owner: &Bytes,
+    ttl: Duration,
+    wait: Option<Duration>,
+) -> KindAcquire {
+    let keys = keys(engine, key);
+    let waiting = wait.is_some_and(|w| !w.is_zero());
+    let spec = AcquireSpec {
+        op: mode.op(),
+        script: |s| &s.rw_acquire,
+        keys: &keys,
+        extra: vec![
+            Bytes::from_static(if mode == RwMode::Write { b"w" } else { b"r" }),
+            Bytes::from_static(if waiting && mode == RwMode::Write {
+                b"1"
+            } else {
+                b"0"
+            }),
+            Bytes::from(INTENT_TTL.as_millis().to_string()),
+        ],
+        clears_marker: waiting && mode == RwMode::Write,
+        slots: None,
+    };
+    holders::acquire_or_wait(engine, &spec, owner, ttl, wait).await
+}
 
-impl Engine {
-    /// Takes `key` for reading or writing; with `wait`, retries until it
-    /// runs out (a waiting writer holds back new readers meanwhile).
-    pub async fn rw_acquire(
-        &self,
-        key: &Bytes,
-        mode: RwMode,
-        owner: &Bytes,
-        ttl: Duration,
-        wait: Option<Duration>,
-    ) -> KindAcquire {
-        let keys = rw_keys(self, key);
-        let waiting = wait.is_some_and(|w| !w.is_zero());
-        let spec = AcquireSpec {
-            op: mode.op(),
-            script: &self.scripts().rw_acquire,
-            keys: &keys,
-            extra: vec![
-                Bytes::from_static(if mode == RwMode::Write { b"w" } else { b"r" }),
-                Bytes::from_static(if waiting && mode == RwMode::Write {
-                    b"1"
-                } else {
-                    b"0"
-                }),
-                Bytes::from(INTENT_TTL.as_millis().to_string()),
-            ],
-            clears_marker: waiting && mode == RwMode::Write,
-            slots: None,
-        };
-        match wait {
-            Some(w) if !w.is_zero() => self.holders_acquire_wait(&spec, owner, ttl, w).await,
-            _ => self.holders_acquire(&spec, owner, ttl).await,
+/// Releases a reader or the writer of `key`.
+pub async fn release(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReleaseOutcome {
+    holders::release(engine, Op::RwRelease, &keys(engine, key), owner).await
+}
+
+/// Extends a reader or the writer of `key`.
+pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
+    holders::extend(engine, Op::RwExtend, &keys(engine, key), owner, ttl).await
+}
+
+/// A quorum read of the writer and readers of `key`; `Err` carries (voted,
+/// needed) when too few masters answered.
+pub async fn status(engine: &Engine, key: &Bytes) -> Result<RwView, (usize, usize)> {
+    match holders::status(engine, Op::RwStatus, &keys(engine, key)).await {
+        HoldersStatus::Seen { extra, mut sets } => {
+            let readers = sets.pop().unwrap_or_default();
+            let writer = sets.pop().unwrap_or_default().into_iter().next();
+            Ok(RwView {
+                writer,
+                readers,
+                writer_waiting: extra.is_some(),
+            })
         }
-    }
-
-    /// Releases a reader or the writer of `key`.
-    pub async fn rw_release(&self, key: &Bytes, owner: &Bytes) -> ReleaseOutcome {
-        self.holders_release(Op::RwRelease, &rw_keys(self, key), owner)
-            .await
-    }
-
-    /// Extends a reader or the writer of `key`.
-    pub async fn rw_extend(&self, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
-        self.holders_extend(Op::RwExtend, &rw_keys(self, key), owner, ttl)
-            .await
-    }
-
-    /// A quorum read of the writer and readers of `key`; `Err` carries
-    /// (voted, needed) when too few masters answered.
-    pub async fn rw_status(&self, key: &Bytes) -> Result<RwView, (usize, usize)> {
-        match self.holders_status(Op::RwStatus, &rw_keys(self, key)).await {
-            HoldersStatus::Seen { extra, mut sets } => {
-                let readers = sets.pop().unwrap_or_default();
-                let writer = sets.pop().unwrap_or_default().into_iter().next();
-                Ok(RwView {
-                    writer,
-                    readers,
-                    writer_waiting: extra.is_some(),
-                })
-            }
-            HoldersStatus::NoQuorum { voted, needed } => Err((voted, needed)),
-        }
+        HoldersStatus::NoQuorum { voted, needed } => Err((voted, needed)),
     }
 }

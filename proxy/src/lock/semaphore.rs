@@ -1,5 +1,9 @@
-//! Counting semaphores: at most `permits` holders of a key
-//! at a time, each grant fenced by a token from the key's fence register.
+//! Counting semaphores (`SEM.*`): at most `permits` holders of a key at a
+//! time, each grant fenced by a token from the key's fence register
+//! (docs/design.md, *Semaphores*). The quorum machinery is the holder kinds'
+//! ([`super::holders`]), with its extra round for moving to a free slot;
+//! this module owns `sem_acquire.lua`'s KEYS and ARGV and the shape of a
+//! semaphore status.
 //!
 //! # State on each master
 //! Under the `sem:` namespace of the user key: a holders sorted set (owner ->
@@ -59,39 +63,41 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::holders::{kind_key, AcquireSpec, HolderKeys, HoldersStatus, KindAcquire};
-use super::keys::fence_key;
-use super::{Engine, ExtendOutcome, ReleaseOutcome};
+use super::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
+use super::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
 use crate::metrics::Op;
 
 /// Largest permit count: a slot list travels in every busy reply, and a
 /// master scans its live holders on each acquire.
 pub const MAX_PERMITS: u64 = 1024;
 
-/// The master keys of the semaphore `key`.
-pub fn sem_keys(engine: &Engine, key: &[u8]) -> HolderKeys {
-    let prefix = &engine.config().key_prefix;
-    let holders = kind_key(prefix, "sem", key, "h");
-    let tokens = kind_key(prefix, "sem", key, "t");
-    let slots = kind_key(prefix, "sem", key, "s");
-    let permits = kind_key(prefix, "sem", key, "n");
+/// The master keys of the semaphore `key`, per script.
+pub fn keys(engine: &Engine, key: &[u8]) -> HolderKeys {
+    let n = names::sem(&engine.config().key_prefix, key);
+    let meta = engine.meta_key().clone();
     HolderKeys {
         acquire: vec![
-            engine.meta_key().clone(),
-            holders.clone(),
-            tokens.clone(),
-            slots.clone(),
-            permits.clone(),
-            fence_key(prefix, key),
+            meta.clone(),
+            n.holders.clone(),
+            n.tokens.clone(),
+            n.slots.clone(),
+            n.permits.clone(),
+            n.fence,
         ]
         .into(),
         // The "marker" slot of the release script is never cleared for a
         // semaphore (ARGV[2] is '0'); the permit count fills it.
-        release: vec![tokens.clone(), permits.clone(), holders.clone()].into(),
-        extend: vec![tokens.clone(), slots, permits.clone(), holders.clone()].into(),
+        release: vec![n.tokens.clone(), n.permits.clone(), n.holders.clone()].into(),
+        extend: vec![
+            n.tokens.clone(),
+            n.slots,
+            n.permits.clone(),
+            n.holders.clone(),
+        ]
+        .into(),
         companions: 3,
-        status: vec![engine.meta_key().clone(), tokens, permits, holders.clone()].into(),
-        signal: holders,
+        status: vec![meta, n.tokens, n.permits, n.holders.clone()].into(),
+        signal: n.holders,
     }
 }
 
@@ -100,7 +106,7 @@ pub fn sem_keys(engine: &Engine, key: &[u8]) -> HolderKeys {
 pub struct SemView {
     /// The permit count a quorum stores; 0 when none agrees (unused).
     pub permits: u64,
-    pub holders: Vec<super::holders::Holder>,
+    pub holders: Vec<Holder>,
 }
 
 impl SemView {
@@ -110,60 +116,48 @@ impl SemView {
     }
 }
 
-// === impl Engine ===
+/// Takes one of `permits` slots of `key`; with `wait`, retries until it
+/// runs out.
+pub async fn acquire(
+    engine: &Engine,
+    key: &Bytes,
+    permits: u64,
+    owner: &Bytes,
+    ttl: Duration,
+    wait: Option<Duration>,
+) -> KindAcquire {
+    let keys = keys(engine, key);
+    let spec = AcquireSpec {
+        op: Op::SemAcquire,
+        script: |s| &s.sem_acquire,
+        keys: &keys,
+        extra: vec![Bytes::from(permits.to_string())],
+        clears_marker: false,
+        slots: Some(permits),
+    };
+    holders::acquire_or_wait(engine, &spec, owner, ttl, wait).await
+}
 
-impl Engine {
-    /// Takes one of `permits` slots of `key`; with `wait`, retries until it
-    /// runs out.
-    pub async fn sem_acquire(
-        &self,
-        key: &Bytes,
-        permits: u64,
-        owner: &Bytes,
-        ttl: Duration,
-        wait: Option<Duration>,
-    ) -> KindAcquire {
-        let keys = sem_keys(self, key);
-        let spec = AcquireSpec {
-            op: Op::SemAcquire,
-            script: &self.scripts().sem_acquire,
-            keys: &keys,
-            extra: vec![Bytes::from(permits.to_string())],
-            clears_marker: false,
-            slots: Some(permits),
-        };
-        match wait {
-            Some(w) if !w.is_zero() => self.holders_acquire_wait(&spec, owner, ttl, w).await,
-            _ => self.holders_acquire(&spec, owner, ttl).await,
-        }
-    }
+/// Releases `owner`'s permit of `key`.
+pub async fn release(engine: &Engine, key: &Bytes, owner: &Bytes) -> ReleaseOutcome {
+    holders::release(engine, Op::SemRelease, &keys(engine, key), owner).await
+}
 
-    /// Releases `owner`'s permit of `key`.
-    pub async fn sem_release(&self, key: &Bytes, owner: &Bytes) -> ReleaseOutcome {
-        self.holders_release(Op::SemRelease, &sem_keys(self, key), owner)
-            .await
-    }
+/// Extends `owner`'s permit of `key`.
+pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
+    holders::extend(engine, Op::SemExtend, &keys(engine, key), owner, ttl).await
+}
 
-    /// Extends `owner`'s permit of `key`.
-    pub async fn sem_extend(&self, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
-        self.holders_extend(Op::SemExtend, &sem_keys(self, key), owner, ttl)
-            .await
-    }
-
-    /// A quorum read of the holders of `key`; `Err` carries (voted, needed)
-    /// when too few masters answered.
-    pub async fn sem_status(&self, key: &Bytes) -> Result<SemView, (usize, usize)> {
-        match self
-            .holders_status(Op::SemStatus, &sem_keys(self, key))
-            .await
-        {
-            HoldersStatus::Seen { extra, mut sets } => Ok(SemView {
-                permits: extra
-                    .and_then(|e| std::str::from_utf8(&e).ok()?.parse().ok())
-                    .unwrap_or(0),
-                holders: sets.pop().unwrap_or_default(),
-            }),
-            HoldersStatus::NoQuorum { voted, needed } => Err((voted, needed)),
-        }
+/// A quorum read of the holders of `key`; `Err` carries (voted, needed) when
+/// too few masters answered.
+pub async fn status(engine: &Engine, key: &Bytes) -> Result<SemView, (usize, usize)> {
+    match holders::status(engine, Op::SemStatus, &keys(engine, key)).await {
+        HoldersStatus::Seen { extra, mut sets } => Ok(SemView {
+            permits: extra
+                .and_then(|e| std::str::from_utf8(&e).ok()?.parse().ok())
+                .unwrap_or(0),
+            holders: sets.pop().unwrap_or_default(),
+        }),
+        HoldersStatus::NoQuorum { voted, needed } => Err((voted, needed)),
     }
 }

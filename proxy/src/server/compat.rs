@@ -18,7 +18,7 @@ use super::exec::{check_key, check_ttl, ms_reply, no_quorum, GrantShape, Respons
 use super::Shared;
 use crate::command::ScriptCmd;
 use crate::compat::{Action, Catalogue, Code, Entry, LockKeys, TtlUnit, Word};
-use crate::lock::{AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
+use crate::lock::{plain, AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
 use crate::metrics::Limit;
 use crate::resp::Reply;
 use crate::scripts::sha1_hex;
@@ -158,7 +158,7 @@ async fn run(
     let ttl = c.ttl.unwrap_or(shared.config().lock.max_ttl);
     let plain = |r: Reply| Response::Reply(r);
     let acquire = |c: Call| async move {
-        match engine.acquire(&c.keys, &c.owner, ttl).await {
+        match plain::acquire(engine, &c.keys, &c.owner, ttl).await {
             AcquireOutcome::Granted(grant) => Response::Grant {
                 grant,
                 keys: c.keys,
@@ -174,12 +174,12 @@ async fn run(
     };
     match entry.action {
         Action::Acquire => acquire(c).await,
-        Action::Release => match engine.release(&c.keys, &c.owner).await {
+        Action::Release => match plain::release(engine, &c.keys, &c.owner).await {
             ReleaseOutcome::Released => plain(code(reply.ok, n, None)),
             ReleaseOutcome::NotHeld { .. } => match reply.missing {
                 None => plain(code(reply.not_held, n, None)),
                 // The library tells "held by another" from "held by nobody".
-                Some(missing) => match engine.status(&c.keys[0]).await {
+                Some(missing) => match plain::status(engine, &c.keys[0]).await {
                     StatusOutcome::Free => plain(code(missing, n, None)),
                     StatusOutcome::Held { .. } => plain(code(reply.not_held, n, None)),
                     StatusOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
@@ -188,7 +188,7 @@ async fn run(
             ReleaseOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
         },
         Action::Extend | Action::ExtendOrAcquire => {
-            match engine.extend(&c.keys, &c.owner, ttl, c.add).await {
+            match plain::extend(engine, &c.keys, &c.owner, ttl, c.add).await {
                 ExtendOutcome::Extended { validity } => plain(code(reply.ok, n, Some(validity))),
                 ExtendOutcome::NotHeld if entry.action == Action::ExtendOrAcquire => {
                     acquire(c).await
@@ -199,7 +199,7 @@ async fn run(
                 ExtendOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
             }
         }
-        Action::Check => match engine.status(&c.keys[0]).await {
+        Action::Check => match plain::status(engine, &c.keys[0]).await {
             StatusOutcome::Held { owner, pttl, .. } if owner == c.owner && !pttl.is_zero() => {
                 plain(code(reply.ok, n, Some(pttl)))
             }
@@ -252,7 +252,12 @@ pub async fn blpop(shared: &Shared, keys: Vec<Bytes>, timeout: Option<Duration>)
     let until = Some(Instant::now() + timeout);
     let waits = pairs.iter().map(|(signal, lock)| {
         let engine = &shared.engine;
-        async move { engine.wait_free(lock, until).await.then(|| signal.clone()) }.boxed()
+        async move {
+            plain::wait_free(engine, lock, until)
+                .await
+                .then(|| signal.clone())
+        }
+        .boxed()
     });
     // The first key seen free wins, as BLPOP pops from the first non-empty
     // list; a timed-out wait only counts once every wait has timed out.

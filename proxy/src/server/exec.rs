@@ -14,10 +14,11 @@ use futures::future::{BoxFuture, FutureExt};
 
 use super::Shared;
 use crate::command::{DropIn, LockCmd};
-use crate::lock::holders::HolderKeys;
+use crate::lock::holders::{self, HolderKeys};
 use crate::lock::keepalive::KeepAlives;
 use crate::lock::{
-    no_quorum_message, AcquireOutcome, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
+    no_quorum_message, plain, reentrant, AcquireOutcome, ExtendOutcome, Grant, Owner,
+    ReleaseOutcome, StatusOutcome,
 };
 use crate::metrics::{Limit, Op, Outcome};
 use crate::resp::{Protocol, Reply};
@@ -94,10 +95,8 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
             owner,
             shape,
         } => {
-            let left = shared
-                .engine
-                .finish_grant(&grant, &keys, &owner)
-                .filter(|d| d.as_millis() > 0);
+            let left =
+                plain::finish(&shared.engine, &grant, &keys, &owner).filter(|d| d.as_millis() > 0);
             grant_reply(&shape, left, &owner, &grant).encode(proto, out);
         }
         Response::HolderGrant {
@@ -106,9 +105,7 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
             keys,
             owner,
         } => {
-            let left = shared
-                .engine
-                .finish_holder_grant(op, &grant, &keys, &owner)
+            let left = holders::finish(&shared.engine, op, &grant, &keys, &owner)
                 .filter(|d| d.as_millis() > 0);
             grant_reply(&GrantShape::Native, left, &owner, &grant).encode(proto, out);
         }
@@ -120,10 +117,8 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
             set,
         } => {
             let keys = std::slice::from_ref(&key);
-            let left = shared
-                .engine
-                .finish_grant(&grant, keys, &owner)
-                .filter(|d| d.as_millis() > 0);
+            let left =
+                plain::finish(&shared.engine, &grant, keys, &owner).filter(|d| d.as_millis() > 0);
             if let Some(d) = left {
                 // Renewal starts only once the client is told it holds it.
                 set.start(key.clone(), owner.clone(), grant.token, ttl, d);
@@ -136,9 +131,7 @@ pub fn finish(shared: &Shared, resp: Response, proto: Protocol, out: &mut BytesM
             owner,
             holds,
         } => {
-            let left = shared
-                .engine
-                .finish_rgrant(&grant, &key, &owner, holds)
+            let left = reentrant::finish(&shared.engine, &grant, &key, &owner, holds)
                 .filter(|d| d.as_millis() > 0);
             match left {
                 Some(d) => Reply::Array(vec![
@@ -257,8 +250,10 @@ pub fn lock(
                 let owner = owner.unwrap_or_else(|| Owner::random().0);
                 let keys = vec![key];
                 let outcome = match wait {
-                    Some(w) if !w.is_zero() => engine.acquire_wait(&keys, &owner, ttl, w).await,
-                    _ => engine.acquire(&keys, &owner, ttl).await,
+                    Some(w) if !w.is_zero() => {
+                        plain::acquire_wait(engine, &keys, &owner, ttl, w).await
+                    }
+                    _ => plain::acquire(engine, &keys, &owner, ttl).await,
                 };
                 match outcome {
                     AcquireOutcome::Granted(grant) if keepalive => Response::Kept {
@@ -288,7 +283,7 @@ pub fn lock(
                 }
                 // Renewal stops first, so it cannot race the release.
                 kept.stop(&key, &owner);
-                Response::Reply(match engine.release(&[key], &owner).await {
+                Response::Reply(match plain::release(engine, &[key], &owner).await {
                     ReleaseOutcome::Released => Reply::Int(1),
                     ReleaseOutcome::NotHeld { .. } => Reply::Int(0),
                     ReleaseOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
@@ -300,21 +295,23 @@ pub fn lock(
                 {
                     return rejected(&shared, Op::Extend, r);
                 }
-                Response::Reply(match engine.extend(&[key], &owner, ttl, false).await {
-                    ExtendOutcome::Extended { validity } if validity.as_millis() > 0 => {
-                        ms_reply(validity)
-                    }
-                    ExtendOutcome::Extended { .. }
-                    | ExtendOutcome::NotHeld
-                    | ExtendOutcome::Expired => Reply::Nil,
-                    ExtendOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
-                })
+                Response::Reply(
+                    match plain::extend(engine, &[key], &owner, ttl, false).await {
+                        ExtendOutcome::Extended { validity } if validity.as_millis() > 0 => {
+                            ms_reply(validity)
+                        }
+                        ExtendOutcome::Extended { .. }
+                        | ExtendOutcome::NotHeld
+                        | ExtendOutcome::Expired => Reply::Nil,
+                        ExtendOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
+                    },
+                )
             }
             LockCmd::Status { key } => {
                 if let Err(r) = check_key(&shared, "lock.status", &key) {
                     return rejected(&shared, Op::Status, r);
                 }
-                Response::Reply(match engine.status(&key).await {
+                Response::Reply(match plain::status(engine, &key).await {
                     StatusOutcome::Held { owner, token, pttl } => Reply::Array(vec![
                         Reply::Bulk(owner),
                         Reply::Int(i64::try_from(token.0).unwrap_or(i64::MAX)),
@@ -373,7 +370,7 @@ pub fn dropin(
                     return rejected(&shared, Op::Acquire, r);
                 }
                 let keys = vec![key];
-                match engine.acquire(&keys, &value, ttl).await {
+                match plain::acquire(engine, &keys, &value, ttl).await {
                     AcquireOutcome::Granted(grant) => Response::Grant {
                         grant,
                         keys,
@@ -388,7 +385,7 @@ pub fn dropin(
                     }
                 }
             }
-            DropIn::Get(key) => Response::Reply(match engine.status(&key).await {
+            DropIn::Get(key) => Response::Reply(match plain::status(engine, &key).await {
                 StatusOutcome::Held { owner, .. } => Reply::Bulk(owner),
                 StatusOutcome::Free => Reply::Nil,
                 StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
@@ -396,7 +393,7 @@ pub fn dropin(
             DropIn::Exists(keys) => {
                 let mut n = 0;
                 for k in &keys {
-                    match engine.status(k).await {
+                    match plain::status(engine, k).await {
                         StatusOutcome::Held { .. } => n += 1,
                         StatusOutcome::Free => {}
                         StatusOutcome::NoQuorum { voted, needed } => {
@@ -406,13 +403,13 @@ pub fn dropin(
                 }
                 Response::Reply(Reply::Int(n))
             }
-            DropIn::Pttl(key) => Response::Reply(match engine.status(&key).await {
+            DropIn::Pttl(key) => Response::Reply(match plain::status(engine, &key).await {
                 StatusOutcome::Held { pttl, .. } => ms_reply(pttl),
                 StatusOutcome::Free => Reply::Int(-2),
                 StatusOutcome::NoQuorum { voted, needed } => no_quorum(voted, needed),
             }),
             DropIn::Blpop { keys, timeout } => super::compat::blpop(&shared, keys, timeout).await,
-            DropIn::Ttl(key) => Response::Reply(match engine.status(&key).await {
+            DropIn::Ttl(key) => Response::Reply(match plain::status(engine, &key).await {
                 // Redis rounds the remaining time to the nearest second.
                 StatusOutcome::Held { pttl, .. } => {
                     Reply::Int(i64::try_from((pttl.as_millis() + 500) / 1000).unwrap_or(i64::MAX))

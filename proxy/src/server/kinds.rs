@@ -12,9 +12,8 @@ use futures::future::{BoxFuture, FutureExt};
 use super::exec::{check_key, check_ttl, ms_reply, no_quorum, rejected, Response};
 use super::Shared;
 use crate::command::{RwCmd, SemCmd};
-use crate::lock::holders::{Holder, KindAcquire};
-use crate::lock::rwlock::rw_keys;
-use crate::lock::semaphore::sem_keys;
+use crate::lock::holders::{Holder, KindAcquire, Mismatch};
+use crate::lock::{rwlock, semaphore};
 use crate::lock::{ExtendOutcome, Owner, ReleaseOutcome};
 use crate::metrics::Op;
 use crate::resp::Reply;
@@ -61,7 +60,7 @@ fn lost_reply(cmd: &str, o: KindAcquire) -> Reply {
     match o {
         KindAcquire::Granted(_) | KindAcquire::Busy | KindAcquire::Expired => Reply::NilArray,
         KindAcquire::NoQuorum { voted, needed } => no_quorum(voted, needed),
-        KindAcquire::Mismatch { permits } => Reply::error(format!(
+        KindAcquire::Refused(Mismatch { permits }) => Reply::error(format!(
             "ERR permits mismatch in '{cmd}' command: the semaphore is in use with {permits} permits"
         )),
     }
@@ -87,11 +86,11 @@ pub fn rwlock(shared: Arc<Shared>, cmd: RwCmd) -> BoxFuture<'static, Response> {
                     return rejected(&shared, mode.op(), r);
                 }
                 let owner = owner.unwrap_or_else(|| Owner::random().0);
-                match engine.rw_acquire(&key, mode, &owner, ttl, wait).await {
+                match rwlock::acquire(engine, &key, mode, &owner, ttl, wait).await {
                     KindAcquire::Granted(grant) => Response::HolderGrant {
                         op: mode.op(),
                         grant,
-                        keys: rw_keys(engine, &key),
+                        keys: rwlock::keys(engine, &key),
                         owner,
                     },
                     lost => Response::Reply(lost_reply(name, lost)),
@@ -101,7 +100,7 @@ pub fn rwlock(shared: Arc<Shared>, cmd: RwCmd) -> BoxFuture<'static, Response> {
                 if let Err(r) = check_key(&shared, name, &key) {
                     return rejected(&shared, Op::RwRelease, r);
                 }
-                Response::Reply(release_reply(engine.rw_release(&key, &owner).await))
+                Response::Reply(release_reply(rwlock::release(engine, &key, &owner).await))
             }
             RwCmd::Extend { key, owner, ttl } => {
                 if let Err(r) =
@@ -109,13 +108,15 @@ pub fn rwlock(shared: Arc<Shared>, cmd: RwCmd) -> BoxFuture<'static, Response> {
                 {
                     return rejected(&shared, Op::RwExtend, r);
                 }
-                Response::Reply(extend_reply(engine.rw_extend(&key, &owner, ttl).await))
+                Response::Reply(extend_reply(
+                    rwlock::extend(engine, &key, &owner, ttl).await,
+                ))
             }
             RwCmd::Status { key } => {
                 if let Err(r) = check_key(&shared, name, &key) {
                     return rejected(&shared, Op::RwStatus, r);
                 }
-                Response::Reply(match engine.rw_status(&key).await {
+                Response::Reply(match rwlock::status(engine, &key).await {
                     Ok(view) => Reply::Array(vec![
                         view.writer.as_ref().map_or(Reply::NilArray, holder_reply),
                         Reply::Array(view.readers.iter().map(holder_reply).collect()),
@@ -149,11 +150,11 @@ pub fn sem(shared: Arc<Shared>, cmd: SemCmd) -> BoxFuture<'static, Response> {
                     return rejected(&shared, Op::SemAcquire, r);
                 }
                 let owner = owner.unwrap_or_else(|| Owner::random().0);
-                match engine.sem_acquire(&key, permits, &owner, ttl, wait).await {
+                match semaphore::acquire(engine, &key, permits, &owner, ttl, wait).await {
                     KindAcquire::Granted(grant) => Response::HolderGrant {
                         op: Op::SemAcquire,
                         grant,
-                        keys: sem_keys(engine, &key),
+                        keys: semaphore::keys(engine, &key),
                         owner,
                     },
                     lost => Response::Reply(lost_reply(name, lost)),
@@ -163,7 +164,9 @@ pub fn sem(shared: Arc<Shared>, cmd: SemCmd) -> BoxFuture<'static, Response> {
                 if let Err(r) = check_key(&shared, "sem.release", &key) {
                     return rejected(&shared, Op::SemRelease, r);
                 }
-                Response::Reply(release_reply(engine.sem_release(&key, &owner).await))
+                Response::Reply(release_reply(
+                    semaphore::release(engine, &key, &owner).await,
+                ))
             }
             SemCmd::Extend { key, owner, ttl } => {
                 if let Err(r) = check_key(&shared, "sem.extend", &key)
@@ -171,13 +174,15 @@ pub fn sem(shared: Arc<Shared>, cmd: SemCmd) -> BoxFuture<'static, Response> {
                 {
                     return rejected(&shared, Op::SemExtend, r);
                 }
-                Response::Reply(extend_reply(engine.sem_extend(&key, &owner, ttl).await))
+                Response::Reply(extend_reply(
+                    semaphore::extend(engine, &key, &owner, ttl).await,
+                ))
             }
             SemCmd::Status { key } => {
                 if let Err(r) = check_key(&shared, "sem.status", &key) {
                     return rejected(&shared, Op::SemStatus, r);
                 }
-                Response::Reply(match engine.sem_status(&key).await {
+                Response::Reply(match semaphore::status(engine, &key).await {
                     Ok(view) => Reply::Array(vec![
                         Reply::Int(i64::try_from(view.permits).unwrap_or(i64::MAX)),
                         Reply::Int(i64::try_from(view.free()).unwrap_or(i64::MAX)),

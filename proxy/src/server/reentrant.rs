@@ -4,7 +4,9 @@
 use super::exec::{check_key, check_ttl, ms_reply, no_quorum, rejected, Response};
 use super::Shared;
 use crate::command::LockCmd;
-use crate::lock::reentrant::{ReentrantAcquire, ReentrantRelease, ReentrantStatus};
+use crate::lock::reentrant::{
+    self, ReentrantAcquire, ReentrantGrant, ReentrantRelease, ReentrantStatus,
+};
 use crate::lock::ExtendOutcome;
 use crate::metrics::Op;
 use crate::resp::Reply;
@@ -34,19 +36,13 @@ pub(super) async fn reentrant(shared: &Shared, cmd: LockCmd) -> Response {
                 return rejected(shared, Op::ReentrantAcquire, r);
             }
             let outcome = match wait {
-                Some(w) if !w.is_zero() => engine
-                    .wait_fair(
-                        &key,
-                        w,
-                        || engine.racquire(&key, &owner, ttl),
-                        |o| matches!(o, ReentrantAcquire::Granted { .. }),
-                    )
-                    .await
-                    .unwrap_or(ReentrantAcquire::Busy),
-                _ => engine.racquire(&key, &owner, ttl).await,
+                Some(w) if !w.is_zero() => {
+                    reentrant::acquire_wait(engine, &key, &owner, ttl, w).await
+                }
+                _ => reentrant::acquire(engine, &key, &owner, ttl).await,
             };
             match outcome {
-                ReentrantAcquire::Granted { grant, holds } => Response::Reentrant {
+                ReentrantAcquire::Granted(ReentrantGrant { grant, holds }) => Response::Reentrant {
                     grant,
                     key,
                     owner,
@@ -64,7 +60,7 @@ pub(super) async fn reentrant(shared: &Shared, cmd: LockCmd) -> Response {
             if let Err(r) = check_key(shared, "rlock.release", &key) {
                 return rejected(shared, Op::ReentrantRelease, r);
             }
-            Response::Reply(match engine.rrelease(&key, &owner).await {
+            Response::Reply(match reentrant::release(engine, &key, &owner).await {
                 ReentrantRelease::Released { remaining } => {
                     Reply::Int(i64::try_from(remaining).unwrap_or(i64::MAX))
                 }
@@ -78,7 +74,7 @@ pub(super) async fn reentrant(shared: &Shared, cmd: LockCmd) -> Response {
             {
                 return rejected(shared, Op::Extend, r);
             }
-            Response::Reply(match engine.rextend(&key, &owner, ttl).await {
+            Response::Reply(match reentrant::extend(engine, &key, &owner, ttl).await {
                 ExtendOutcome::Extended { validity } if validity.as_millis() > 0 => {
                     ms_reply(validity)
                 }
@@ -92,7 +88,7 @@ pub(super) async fn reentrant(shared: &Shared, cmd: LockCmd) -> Response {
             if let Err(r) = check_key(shared, "rlock.status", &key) {
                 return rejected(shared, Op::Status, r);
             }
-            Response::Reply(match engine.rstatus(&key).await {
+            Response::Reply(match reentrant::status(engine, &key).await {
                 ReentrantStatus::Held {
                     owner,
                     token,
