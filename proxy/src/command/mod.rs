@@ -5,34 +5,38 @@
 //! already holds (arguments are `Bytes` slices of the read buffer).
 //!
 //! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
-//! - [`lock`]: the native `LOCK.*` commands.
+//! - [`args`]: the argument shapes every parser shares.
+//! - the lock kinds' own commands are parsed in [`crate::kinds`].
 //! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
 //!   send them.
 
-mod args;
+pub mod args;
 pub mod dropin;
 pub mod local;
-pub mod lock;
-pub mod rwlock;
 pub mod script;
-pub mod sem;
 
 use bytes::Bytes;
 
 use crate::resp::Reply;
 
+#[cfg(test)]
+pub(crate) use args::test_args;
+pub use args::{is, not_an_integer, parse_i64, wrong_args};
 pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, Local};
-pub use lock::LockCmd;
-pub use rwlock::RwCmd;
 pub use script::ScriptCmd;
-pub use sem::SemCmd;
+
+use crate::kinds::plain::{self, LockCmd};
+use crate::kinds::reentrant::{self, ReentrantCmd};
+use crate::kinds::rwlock::{self, RwCmd};
+use crate::kinds::semaphore::{self, SemCmd};
 
 /// A classified client request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Local(Local),
     Lock(LockCmd),
+    Reentrant(ReentrantCmd),
     DropIn(DropIn),
     Script(ScriptCmd),
     RwLock(RwCmd),
@@ -110,19 +114,6 @@ const UNSUPPORTED: &[&str] = &[
     "COPY",
 ];
 
-/// `ERR wrong number of arguments for 'x' command`, as Redis words it.
-pub fn wrong_args(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR wrong number of arguments for '{}' command",
-        name.to_ascii_lowercase()
-    ))
-}
-
-/// The Redis wording for an argument that is not a valid integer.
-pub fn not_an_integer() -> Reply {
-    Reply::error("ERR value is not an integer or out of range")
-}
-
 /// Classifies `args` (non-empty). Errors are ready-to-send replies.
 pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     let Some(name) = args.first() else {
@@ -131,13 +122,16 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     if let Some(l) = local::parse(name, args)? {
         return Ok(Request::Local(l));
     }
-    if let Some(c) = lock::parse(name, args)? {
+    if let Some(c) = plain::parse(name, args)? {
         return Ok(Request::Lock(c));
+    }
+    if let Some(c) = reentrant::parse(name, args)? {
+        return Ok(Request::Reentrant(c));
     }
     if let Some(c) = rwlock::parse(name, args)? {
         return Ok(Request::RwLock(c));
     }
-    if let Some(c) = sem::parse(name, args)? {
+    if let Some(c) = semaphore::parse(name, args)? {
         return Ok(Request::Sem(c));
     }
     if let Some(d) = dropin::parse(name, args)? {
@@ -168,28 +162,6 @@ pub fn unknown(name: &[u8], rest: &[Bytes]) -> Reply {
         msg.push_str("' ");
     }
     Reply::error(msg)
-}
-
-/// Parses a decimal integer argument exactly as Redis does (no spaces, no
-/// plus sign, no overflow).
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 || b.first() == Some(&b'+') {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
-}
-
-/// Builds an argument vector from strings (tests of the parsers).
-#[cfg(test)]
-pub(crate) fn test_args(s: &[&str]) -> Vec<Bytes> {
-    s.iter()
-        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-        .collect()
-}
-
-/// Case-insensitive comparison of an argument with an ASCII keyword.
-pub fn is(arg: &[u8], kw: &str) -> bool {
-    arg.eq_ignore_ascii_case(kw.as_bytes())
 }
 
 #[cfg(test)]
