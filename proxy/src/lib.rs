@@ -8,6 +8,10 @@
 //!
 //! - [`resp`]: client-side framing (RESP2/RESP3, inline commands) and limits.
 //! - [`command`]: turns a client's argument vector into a typed request.
+//! - [`kinds`]: one module per lock kind (plain, reentrant, read-write,
+//!   semaphore): its commands, checks, engine calls and reply shapes.
+//! - [`response`]: what a command hands back to the connection, and the
+//!   reply helpers every kind shares.
 //! - [`lock`]: the quorum engine (acquire, release, extend, status), validity
 //!   arithmetic, token proposals and master recovery (amnesia guard).
 //! - [`master`]: one pipelined connection per master, health, scripts.
@@ -29,10 +33,12 @@ pub mod config;
 pub mod dev;
 pub mod fence;
 pub mod fuzz;
+pub mod kinds;
 pub mod lock;
 pub mod master;
 pub mod metrics;
 pub mod resp;
+pub mod response;
 pub mod scripts;
 pub mod server;
 pub mod tls;

@@ -433,7 +433,7 @@ async fn semaphore_waiters_on_one_gateway_get_permits_in_arrival_order() {
     let mut holder = client(addr).await;
     let g = grant(&mut holder, &["SEM.ACQUIRE", "fifo-sem", "1", "10000"]).await;
     let held = owner(&g);
-    let queue = lockgate::lock::semaphore::keys(gw.engine(), b"fifo-sem").signal;
+    let queue = lockgate::kinds::semaphore::masters::keys(gw.engine(), b"fifo-sem").signal;
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..4usize {

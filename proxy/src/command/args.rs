@@ -1,15 +1,52 @@
-//! Argument shapes shared by every lock kind's commands: TTLs in
-//! milliseconds, the `[OWNER value] [WAIT ms] [KEEPALIVE]` options of an
-//! acquire, and the `key owner`, `key owner ttl_ms` and `key` shapes of
-//! release, extend and status. One parser each, so every kind refuses the
-//! same mistakes with the same words.
+//! Argument shapes shared by every command parser: keywords compared
+//! without case, integers read exactly as Redis reads them, Redis's wording
+//! for a wrong argument count, TTLs in milliseconds, the `[OWNER value]
+//! [WAIT ms] [KEEPALIVE]` options of an acquire, and the `key owner`,
+//! `key owner ttl_ms` and `key` shapes of release, extend and status. One
+//! parser each, so every kind refuses the same mistakes with the same
+//! words. A leaf: the kinds' parsers and [`crate::command`] both build on
+//! it.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{is, not_an_integer, parse_i64, wrong_args};
 use crate::resp::Reply;
+
+/// `ERR wrong number of arguments for 'x' command`, as Redis words it.
+pub fn wrong_args(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+/// The Redis wording for an argument that is not a valid integer.
+pub fn not_an_integer() -> Reply {
+    Reply::error("ERR value is not an integer or out of range")
+}
+
+/// Parses a decimal integer argument exactly as Redis does (no spaces, no
+/// plus sign, no overflow).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 || b.first() == Some(&b'+') {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is(arg: &[u8], kw: &str) -> bool {
+    arg.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// Builds an argument vector from strings (tests of the parsers).
+#[cfg(test)]
+pub(crate) fn test_args(s: &[&str]) -> Vec<Bytes> {
+    s.iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect()
+}
 
 /// A positive number of milliseconds; `what` and `cmd` name it in errors.
 pub(crate) fn millis(arg: &[u8], what: &str, cmd: &str) -> Result<Duration, Reply> {

@@ -4,57 +4,50 @@
 //! Parsing never touches a master and never allocates more than the request
 //! already holds (arguments are `Bytes` slices of the read buffer).
 //!
-//! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
-//! - [`lock`]: the native `LOCK.*` commands.
-//! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
-//!   send them.
 //! - [`registry`]: every served command declared once; [`parse`] picks the
 //!   parser by the command's row.
+//! - [`args`]: the argument shapes every parser shares.
+//! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
+//! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
+//!   send them.
+//! - [`script`]: `EVAL`/`EVALSHA` of the catalogued client-library scripts.
+//! - the lock kinds' own commands are parsed in [`crate::kinds`].
 
 pub mod registry;
 
-mod args;
+pub mod args;
 pub mod dropin;
 pub mod local;
-pub mod lock;
-pub mod rwlock;
 pub mod script;
-pub mod sem;
 
 use bytes::Bytes;
 
 use crate::resp::Reply;
 use registry::Route;
 
+#[cfg(test)]
+pub(crate) use args::test_args;
+pub use args::{is, not_an_integer, parse_i64, wrong_args};
 pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, ListFilter, Local};
-pub use lock::LockCmd;
-pub use rwlock::RwCmd;
 pub use script::ScriptCmd;
-pub use sem::SemCmd;
+
+pub use crate::kinds::plain::LockCmd;
+pub use crate::kinds::reentrant::ReentrantCmd;
+pub use crate::kinds::rwlock::RwCmd;
+pub use crate::kinds::semaphore::SemCmd;
+use crate::kinds::{plain, reentrant, rwlock, semaphore};
 
 /// A classified client request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Local(Local),
     Lock(LockCmd),
+    Reentrant(ReentrantCmd),
     DropIn(DropIn),
     Script(ScriptCmd),
     RwLock(RwCmd),
     Sem(SemCmd),
-}
-
-/// `ERR wrong number of arguments for 'x' command`, as Redis words it.
-pub fn wrong_args(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR wrong number of arguments for '{}' command",
-        name.to_ascii_lowercase()
-    ))
-}
-
-/// The Redis wording for an argument that is not a valid integer.
-pub fn not_an_integer() -> Reply {
-    Reply::error("ERR value is not an integer or out of range")
 }
 
 /// Classifies `args` (non-empty). Errors are ready-to-send replies.
@@ -78,9 +71,10 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
 pub fn parse_route(route: Route, name: &[u8], args: &[Bytes]) -> Result<Option<Request>, Reply> {
     Ok(match route {
         Route::Local => local::parse(name, args)?.map(Request::Local),
-        Route::Plain | Route::Reentrant => lock::parse(name, args)?.map(Request::Lock),
+        Route::Plain => plain::parse(name, args)?.map(Request::Lock),
+        Route::Reentrant => reentrant::parse(name, args)?.map(Request::Reentrant),
         Route::RwLock => rwlock::parse(name, args)?.map(Request::RwLock),
-        Route::Semaphore => sem::parse(name, args)?.map(Request::Sem),
+        Route::Semaphore => semaphore::parse(name, args)?.map(Request::Sem),
         Route::DropIn => dropin::parse(name, args)?.map(Request::DropIn),
         Route::Script => script::parse(name, args)?.map(Request::Script),
     })
@@ -102,28 +96,6 @@ pub fn unknown(name: &[u8], rest: &[Bytes]) -> Reply {
         msg.push_str("' ");
     }
     Reply::error(msg)
-}
-
-/// Parses a decimal integer argument exactly as Redis does (no spaces, no
-/// plus sign, no overflow).
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 || b.first() == Some(&b'+') {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
-}
-
-/// Builds an argument vector from strings (tests of the parsers).
-#[cfg(test)]
-pub(crate) fn test_args(s: &[&str]) -> Vec<Bytes> {
-    s.iter()
-        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-        .collect()
-}
-
-/// Case-insensitive comparison of an argument with an ASCII keyword.
-pub fn is(arg: &[u8], kw: &str) -> bool {
-    arg.eq_ignore_ascii_case(kw.as_bytes())
 }
 
 #[cfg(test)]

@@ -1,43 +1,30 @@
-//! The quorum core and the lock kinds built on it (docs/design.md, *The
-//! algorithm* and *Lock kinds*).
+//! The quorum core that every lock kind runs on (docs/design.md, *The
+//! algorithm*, *Token rule* and *Amnesia guard*). It knows no kind: the
+//! kinds in [`crate::kinds`] plug their scripts, keys and reply decoders
+//! into [`round`].
 //!
-//! The core:
 //! - [`engine`]: the masters, the fan-out of one script, deadlines.
 //! - [`round`]: the one acquire round every kind uses, the release and
 //!   extend tallies, the validity re-check before reply, the background
-//!   release of partial grants, and the scripts' reply codes.
+//!   release of partial grants, and the scripts' shared reply codes.
 //! - [`quorum`]: the pure quorum decision.
 //! - [`validity`]: the pure validity arithmetic.
 //! - [`keys`]: every key name on the masters.
 //! - [`signals`]: wake-ups for local waiters when a lock is released.
 //! - [`fair`]: per-key FIFO of local waiters (`WAIT` in arrival order).
-//! - [`keepalive`]: connection-bound renewal of `KEEPALIVE` locks.
 //! - [`recovery`]: the amnesia guard: detecting masters that forgot their
 //!   data, quarantining them and re-seeding their fence floor.
-//!
-//! The kinds, each with its scripts' KEYS, ARGV and typed replies:
-//! - [`plain`]: plain locks (`LOCK.*` and the drop-in commands).
-//! - [`reentrant`]: reentrant locks (`RLOCK.*`): hold counts on a quorum.
-//! - [`holders`]: what read-write locks ([`rwlock`]) and counting
-//!   semaphores ([`semaphore`]) share: sets of holders on every master.
+//! - the token-rule model of N masters, which the property tests run.
 //!
 //! Token proposals live in [`crate::fence`].
 
 pub mod engine;
 pub mod fair;
-pub mod holders;
-pub mod keepalive;
 pub mod keys;
-mod kinds_model;
 mod model;
-mod model_reentrant;
-pub mod plain;
 pub mod quorum;
 pub mod recovery;
-pub mod reentrant;
 pub mod round;
-pub mod rwlock;
-pub mod semaphore;
 pub mod signals;
 pub mod validity;
 

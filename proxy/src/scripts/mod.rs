@@ -39,14 +39,14 @@ pub struct ScriptSet {
     pub extend: Script,
     pub status: Script,
     pub meta_init: Script,
-    /// Read-write locks and semaphores: see `lock::rwlock` and
-    /// `lock::semaphore`.
+    /// Read-write locks and semaphores: see `kinds::rwlock` and
+    /// `kinds::semaphore`.
     pub rw_acquire: Script,
     pub sem_acquire: Script,
     pub holders_release: Script,
     pub holders_extend: Script,
     pub holders_status: Script,
-    /// Reentrant locks (`RLOCK.*`, see `lock::reentrant`).
+    /// Reentrant locks (`RLOCK.*`, see `kinds::reentrant`).
     pub racquire: Script,
     pub rrelease: Script,
     pub rextend: Script,
@@ -56,20 +56,32 @@ pub struct ScriptSet {
 impl ScriptSet {
     pub fn new() -> Self {
         ScriptSet {
-            acquire: Script::new("acquire", include_str!("acquire.lua")),
-            release: Script::new("release", include_str!("release.lua")),
-            extend: Script::new("extend", include_str!("extend.lua")),
-            status: Script::new("status", include_str!("status.lua")),
+            acquire: Script::new("acquire", include_str!("../kinds/plain/acquire.lua")),
+            release: Script::new("release", include_str!("../kinds/plain/release.lua")),
+            extend: Script::new("extend", include_str!("../kinds/plain/extend.lua")),
+            status: Script::new("status", include_str!("../kinds/plain/status.lua")),
             meta_init: Script::new("meta_init", include_str!("meta_init.lua")),
-            rw_acquire: Script::new("rw_acquire", include_str!("rw_acquire.lua")),
-            sem_acquire: Script::new("sem_acquire", include_str!("sem_acquire.lua")),
-            holders_release: Script::new("holders_release", include_str!("holders_release.lua")),
-            holders_extend: Script::new("holders_extend", include_str!("holders_extend.lua")),
-            holders_status: Script::new("holders_status", include_str!("holders_status.lua")),
-            racquire: Script::new("racquire", include_str!("racquire.lua")),
-            rrelease: Script::new("rrelease", include_str!("rrelease.lua")),
-            rextend: Script::new("rextend", include_str!("rextend.lua")),
-            rstatus: Script::new("rstatus", include_str!("rstatus.lua")),
+            rw_acquire: Script::new("rw_acquire", include_str!("../kinds/rwlock/rw_acquire.lua")),
+            sem_acquire: Script::new(
+                "sem_acquire",
+                include_str!("../kinds/semaphore/sem_acquire.lua"),
+            ),
+            holders_release: Script::new(
+                "holders_release",
+                include_str!("../kinds/holders/holders_release.lua"),
+            ),
+            holders_extend: Script::new(
+                "holders_extend",
+                include_str!("../kinds/holders/holders_extend.lua"),
+            ),
+            holders_status: Script::new(
+                "holders_status",
+                include_str!("../kinds/holders/holders_status.lua"),
+            ),
+            racquire: Script::new("racquire", include_str!("../kinds/reentrant/racquire.lua")),
+            rrelease: Script::new("rrelease", include_str!("../kinds/reentrant/rrelease.lua")),
+            rextend: Script::new("rextend", include_str!("../kinds/reentrant/rextend.lua")),
+            rstatus: Script::new("rstatus", include_str!("../kinds/reentrant/rstatus.lua")),
         }
     }
 

@@ -123,6 +123,7 @@ pub fn gate(
     let keys = match req {
         Request::Local(_) => Vec::new(),
         Request::Lock(c) => c.keys(),
+        Request::Reentrant(c) => c.keys(),
         Request::DropIn(d) => d.keys(),
         Request::Script(s) => s.keys(),
         Request::RwLock(c) => c.keys(),

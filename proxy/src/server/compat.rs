@@ -6,65 +6,66 @@
 //! from that Redis (1 vs 0, python-redis-lock's inverted 0 for success,
 //! node-redlock's key count, redsync's -1 for "gone") is what it gets here,
 //! computed from the quorum outcome rather than from any single master.
+//!
+//! These run on the plain lock: they take the same [`Ctx`] as a kind's
+//! command, the plain lock's bounds, and hand back a [`Response`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt};
+use futures::future::FutureExt;
 use tokio::time::Instant;
 
-use super::exec::{check_key, check_ttl, ms_reply, no_quorum, GrantShape, Response};
-use super::Shared;
 use crate::command::ScriptCmd;
 use crate::compat::{Action, Catalogue, Code, Entry, LockKeys, TtlUnit, Word};
-use crate::lock::{plain, AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
-use crate::metrics::Limit;
+use crate::kinds::checks::{bound_wait, check_key, check_ttl};
+use crate::kinds::plain::exec::PlainGrant;
+use crate::kinds::plain::masters as plain;
+use crate::kinds::Ctx;
+use crate::lock::{AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
 use crate::resp::Reply;
+use crate::response::{ms_reply, no_quorum, GrantShape, Response};
 use crate::scripts::sha1_hex;
 
 /// Runs `EVAL`/`EVALSHA` of a recognised client-library script, and answers
 /// `SCRIPT LOAD|EXISTS|FLUSH`.
-pub fn script(shared: Arc<Shared>, cmd: ScriptCmd) -> BoxFuture<'static, Response> {
-    async move {
-        let cat = Catalogue::builtin();
-        let (by_sha, script, keys, args) = match cmd {
-            ScriptCmd::Load(body) => return Response::Reply(Reply::bulk(sha1_hex(&body))),
-            ScriptCmd::Exists(shas) => {
-                return Response::Reply(Reply::Array(
-                    shas.iter()
-                        .map(|s| Reply::Int(i64::from(cat.by_sha(s).is_some())))
-                        .collect(),
-                ))
-            }
-            // The catalogue is fixed; there is nothing to flush.
-            ScriptCmd::Flush => return Response::Reply(Reply::Ok),
-            ScriptCmd::Eval {
-                by_sha,
-                script,
-                keys,
-                args,
-            } => (by_sha, script, keys, args),
-        };
-        let entry = if by_sha {
-            cat.by_sha(&script)
+pub async fn script(ctx: &Ctx<'_>, cmd: ScriptCmd) -> Response {
+    let cat = Catalogue::builtin();
+    let (by_sha, script, keys, args) = match cmd {
+        ScriptCmd::Load(body) => return Response::Reply(Reply::bulk(sha1_hex(&body))),
+        ScriptCmd::Exists(shas) => {
+            return Response::Reply(Reply::Array(
+                shas.iter()
+                    .map(|s| Reply::Int(i64::from(cat.by_sha(s).is_some())))
+                    .collect(),
+            ))
+        }
+        // The catalogue is fixed; there is nothing to flush.
+        ScriptCmd::Flush => return Response::Reply(Reply::Ok),
+        ScriptCmd::Eval {
+            by_sha,
+            script,
+            keys,
+            args,
+        } => (by_sha, script, keys, args),
+    };
+    let entry = if by_sha {
+        cat.by_sha(&script)
+    } else {
+        cat.by_text(&script)
+    };
+    let Some(entry) = entry else {
+        return Response::Reply(if by_sha {
+            Reply::error("NOSCRIPT No matching script. Please use EVAL.")
         } else {
-            cat.by_text(&script)
-        };
-        let Some(entry) = entry else {
-            return Response::Reply(if by_sha {
-                Reply::error("NOSCRIPT No matching script. Please use EVAL.")
-            } else {
-                Reply::error(format!(
-                    "ERR lockgate does not recognise this script (sha1 {}): only the lock \
-                     scripts of known client libraries run, with quorum semantics",
-                    sha1_hex(&script)
-                ))
-            });
-        };
-        run(&shared, entry, keys, args).await
-    }
-    .boxed()
+            Reply::error(format!(
+                "ERR lockgate does not recognise this script (sha1 {}): only the lock \
+                 scripts of known client libraries run, with quorum semantics",
+                sha1_hex(&script)
+            ))
+        });
+    };
+    run(ctx, entry, keys, args).await
 }
 
 /// The script's arguments, checked against its catalogue entry.
@@ -79,7 +80,7 @@ fn err(entry: &Entry, reason: &str) -> Reply {
     Reply::error(format!("ERR {}: {reason}", entry.name()))
 }
 
-fn call(shared: &Shared, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Result<Call, Reply> {
+fn call(ctx: &Ctx<'_>, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Result<Call, Reply> {
     let name = entry.name();
     let keys = match entry.lock_keys {
         LockKeys::First => keys.into_iter().take(1).collect::<Vec<_>>(),
@@ -89,7 +90,7 @@ fn call(shared: &Shared, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Res
         return Err(err(entry, "needs at least one key"));
     }
     for k in &keys {
-        check_key(shared, &name, k)?;
+        check_key(ctx, &name, k)?;
     }
     let arg = |i: Option<usize>| i.and_then(|i| args.get(i - 1));
     let Some(owner) = arg(entry.owner_arg).cloned() else {
@@ -99,7 +100,7 @@ fn call(shared: &Shared, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Res
         None => None,
         Some(_) => {
             let n = arg(entry.ttl_arg)
-                .and_then(|a| crate::command::parse_i64(a))
+                .and_then(|a| crate::command::args::parse_i64(a))
                 .filter(|&n| n > 0)
                 .ok_or_else(|| err(entry, "the ttl must be a positive integer"))?;
             let n = n.unsigned_abs();
@@ -107,7 +108,7 @@ fn call(shared: &Shared, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Res
                 TtlUnit::Ms => Duration::from_millis(n),
                 TtlUnit::S => Duration::from_secs(n.min(u64::MAX / 1000)),
             };
-            check_ttl(shared, &name, ttl)?;
+            check_ttl(ctx, &name, ttl)?;
             Some(ttl)
         }
     };
@@ -133,12 +134,7 @@ fn code(c: Code, n: usize, pttl: Option<Duration>) -> Reply {
     }
 }
 
-async fn run(
-    shared: &Arc<Shared>,
-    entry: &'static Entry,
-    keys: Vec<Bytes>,
-    args: Vec<Bytes>,
-) -> Response {
+async fn run(ctx: &Ctx<'_>, entry: &'static Entry, keys: Vec<Bytes>, args: Vec<Bytes>) -> Response {
     let reply = match (entry.action, entry.reply) {
         (Action::Unsupported, _) | (_, None) => {
             let reason = entry.reason.as_deref().unwrap_or("not supported");
@@ -149,17 +145,17 @@ async fn run(
         }
         (_, Some(r)) => r,
     };
-    let c = match call(shared, entry, keys, &args) {
+    let c = match call(ctx, entry, keys, &args) {
         Ok(c) => c,
         Err(r) => return Response::Reply(r),
     };
-    let engine = &shared.engine;
+    let engine = ctx.engine;
     let n = c.keys.len();
-    let ttl = c.ttl.unwrap_or(shared.config().lock.max_ttl);
+    let ttl = c.ttl.unwrap_or(ctx.config.lock.max_ttl);
     let plain = |r: Reply| Response::Reply(r);
     let acquire = |c: Call| async move {
         match plain::acquire(engine, &c.keys, &c.owner, ttl).await {
-            AcquireOutcome::Granted(grant) => Response::Grant {
+            AcquireOutcome::Granted(grant) => Response::grant(PlainGrant {
                 grant,
                 keys: c.keys,
                 owner: c.owner,
@@ -167,7 +163,7 @@ async fn run(
                     ok: code(reply.ok, n, None),
                     expired: code(reply.busy, n, None),
                 },
-            },
+            }),
             AcquireOutcome::Busy | AcquireOutcome::Expired => plain(code(reply.busy, n, None)),
             AcquireOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
         }
@@ -221,15 +217,10 @@ async fn run(
 /// including `0` ("forever"). The cap answers the null array of a timed-out
 /// BLPOP rather than an error: lock libraries wait in a loop and simply
 /// wait again, whereas an error would fail a lock call that is still valid.
-pub async fn blpop(shared: &Shared, keys: Vec<Bytes>, timeout: Option<Duration>) -> Response {
-    let max_wait = shared.config().lock.max_wait;
-    let timeout = match timeout {
-        Some(t) if t <= max_wait => t,
-        _ => {
-            shared.metrics.limit_hit(Limit::MaxWait);
-            max_wait
-        }
-    };
+pub async fn blpop(ctx: &Ctx<'_>, keys: Vec<Bytes>, timeout: Option<Duration>) -> Response {
+    // No timeout waits forever, which is beyond any bound.
+    let timeout = timeout.unwrap_or(Duration::MAX);
+    let timeout = bound_wait(ctx, timeout).map_or_else(|max_wait| max_wait, |()| timeout);
     let cat = Catalogue::builtin();
     let mut pairs = Vec::with_capacity(keys.len());
     for k in keys {
@@ -244,14 +235,14 @@ pub async fn blpop(shared: &Shared, keys: Vec<Bytes>, timeout: Option<Duration>)
                 prefixes.join(", ")
             )));
         };
-        if let Err(r) = check_key(shared, "blpop", &lock) {
+        if let Err(r) = check_key(ctx, "blpop", &lock) {
             return Response::Reply(r);
         }
         pairs.push((k, Bytes::from(lock)));
     }
     let until = Some(Instant::now() + timeout);
     let waits = pairs.iter().map(|(signal, lock)| {
-        let engine = &shared.engine;
+        let engine = ctx.engine;
         async move {
             plain::wait_free(engine, lock, until)
                 .await

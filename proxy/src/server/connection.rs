@@ -31,16 +31,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
-use super::auth;
-use super::exec::{self, Response};
 use super::limits::{output_over_limit, Expired, Watch};
 use super::state::{ClientEntry, ConnState};
-use super::{local, Shared};
-use crate::command::{self, Local, Request};
+use super::{auth, compat, local, respond, Shared};
+use crate::command::{self, DropIn, Local, Request};
 use crate::config::Limits;
-use crate::lock::keepalive::KeepAlives;
+use crate::kinds::plain::keepalive::KeepAlives;
+use crate::kinds::{self, Ctx};
 use crate::metrics::Limit;
 use crate::resp::{parse_request, Protocol, Reply};
+use crate::response::Response;
 
 type Done = SharedFut<oneshot::Receiver<()>>;
 
@@ -256,9 +256,9 @@ impl<'a> Conn<'a> {
     /// its limit and the connection must be dropped.
     fn take_replies(&mut self, first: (Response, Protocol)) -> bool {
         let (resp, proto) = first;
-        self.quit_after_flush |= exec::finish(self.shared, resp, proto, &mut self.wbuf);
+        self.quit_after_flush |= respond::finish(self.shared, resp, proto, &mut self.wbuf);
         while let Some(Some((resp, proto))) = self.inflight.next().now_or_never() {
-            self.quit_after_flush |= exec::finish(self.shared, resp, proto, &mut self.wbuf);
+            self.quit_after_flush |= respond::finish(self.shared, resp, proto, &mut self.wbuf);
         }
         if output_over_limit(self.wbuf.len(), &self.limits) {
             self.shared.metrics.limit_hit(Limit::MaxOutputBuffer);
@@ -389,45 +389,85 @@ fn dispatch(
     if let Err((reply, close)) = auth::gate(shared, state, &args, &req) {
         return (ready(Response::Reply(reply), proto_before), close);
     }
-    match req {
-        Request::Local(Local::Quit) => (ready(Response::Quit, proto_before), true),
-        Request::Local(l) => {
-            let reply = local::answer(shared, state, l);
-            // HELLO answers in the protocol it switches to.
-            let proto = state.proto;
-            if let Some(p) = state.auth_penalty.take() {
-                let fut = async move {
-                    tokio::time::sleep(p.delay).await;
-                    (Response::Reply(reply), proto)
-                };
-                return (fut.boxed(), p.close);
-            }
-            (ready(Response::Reply(reply), proto), false)
+    let run = || Runner::new(shared, state);
+    let (keys, fut) = match req {
+        Request::Local(Local::Quit) => return (ready(Response::Quit, proto_before), true),
+        Request::Local(l) => return answer_local(shared, state, l),
+        Request::Lock(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { kinds::plain::lock(&run.ctx(), cmd).await }.boxed()
+        }),
+        Request::Reentrant(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { kinds::reentrant::reentrant(&run.ctx(), cmd).await }.boxed()
+        }),
+        Request::RwLock(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { kinds::rwlock::rwlock(&run.ctx(), cmd).await }.boxed()
+        }),
+        Request::Sem(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { kinds::semaphore::sem(&run.ctx(), cmd).await }.boxed()
+        }),
+        // BLPOP waits on the catalogued libraries' signal keys.
+        Request::DropIn(DropIn::Blpop { keys, timeout }) => (keys.clone(), {
+            let run = run();
+            async move { compat::blpop(&run.ctx(), keys, timeout).await }.boxed()
+        }),
+        Request::DropIn(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { kinds::plain::dropin(&run.ctx(), cmd).await }.boxed()
+        }),
+        Request::Script(cmd) => (cmd.keys(), {
+            let run = run();
+            async move { compat::script(&run.ctx(), cmd).await }.boxed()
+        }),
+    };
+    (chain(chains, keys, fut, proto_before), false)
+}
+
+/// Answers a command the gateway answers itself, after the penalty a
+/// failed AUTH earned.
+fn answer_local(shared: &Arc<Shared>, state: &mut ConnState, l: Local) -> (Pending, bool) {
+    let reply = local::answer(shared, state, l);
+    // HELLO answers in the protocol it switches to.
+    let proto = state.proto;
+    if let Some(p) = state.auth_penalty.take() {
+        let fut = async move {
+            tokio::time::sleep(p.delay).await;
+            (Response::Reply(reply), proto)
+        };
+        return (fut.boxed(), p.close);
+    }
+    (ready(Response::Reply(reply), proto), false)
+}
+
+/// What a lock request needs of its connection while it runs, owned so
+/// that its future outlives the borrow of the connection. The [`Ctx`] is
+/// built when the request starts running, after the earlier requests on
+/// its keys, so it sees the configuration in force then.
+struct Runner {
+    shared: Arc<Shared>,
+    keepalive: Arc<KeepAlives>,
+    token_attribute: bool,
+}
+
+impl Runner {
+    fn new(shared: &Arc<Shared>, state: &ConnState) -> Self {
+        Runner {
+            shared: shared.clone(),
+            keepalive: state.keepalive.clone(),
+            token_attribute: state.token_attribute,
         }
-        Request::Lock(cmd) => {
-            let keys = cmd.keys();
-            let fut = exec::lock(shared.clone(), cmd, state.keepalive.clone());
-            (chain(chains, keys, fut, proto_before), false)
-        }
-        Request::DropIn(cmd) => {
-            let keys = cmd.keys();
-            let fut = exec::dropin(shared.clone(), cmd, state.token_attribute);
-            (chain(chains, keys, fut, proto_before), false)
-        }
-        Request::Script(cmd) => {
-            let keys = cmd.keys();
-            let fut = super::compat::script(shared.clone(), cmd);
-            (chain(chains, keys, fut, proto_before), false)
-        }
-        Request::RwLock(cmd) => {
-            let keys = cmd.keys();
-            let fut = super::kinds::rwlock(shared.clone(), cmd);
-            (chain(chains, keys, fut, proto_before), false)
-        }
-        Request::Sem(cmd) => {
-            let keys = cmd.keys();
-            let fut = super::kinds::sem(shared.clone(), cmd);
-            (chain(chains, keys, fut, proto_before), false)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            engine: &self.shared.engine,
+            config: self.shared.config(),
+            metrics: &self.shared.metrics,
+            keepalive: &self.keepalive,
+            token_attribute: self.token_attribute,
         }
     }
 }

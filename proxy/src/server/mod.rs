@@ -10,9 +10,10 @@
 //!
 //! - [`connection`]: one task per client connection (pipelining, ordering).
 //! - [`local`]: replies to the commands the gateway answers itself.
-//! - [`exec`]: runs lock commands against the engine and shapes replies.
-//! - [`kinds`]: the same for read-write locks and semaphores.
-//! - `reentrant`: runs the reentrant lock commands (`RLOCK.*`).
+//! - [`respond`]: the writer's validity re-check of a grant before its
+//!   reply is encoded.
+//! - `compat`: the catalogued client-library scripts and BLPOP, run on
+//!   the plain lock. The lock kinds' commands run in [`crate::kinds`].
 //! - [`auth`]: pre-auth limits, failed-AUTH rate limit, the ACL gate.
 //! - [`state`]: what the server keeps per connection (protocol state,
 //!   the `CLIENT LIST` entry), which `connection`, `local` and `auth` share.
@@ -27,12 +28,10 @@
 pub mod auth;
 mod compat;
 pub mod connection;
-pub mod exec;
-pub mod kinds;
 pub mod limits;
 pub mod local;
-mod reentrant;
 pub mod reload;
+pub mod respond;
 pub mod state;
 
 use std::net::SocketAddr;

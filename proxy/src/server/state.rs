@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::lock::keepalive::KeepAlives;
+use crate::kinds::plain::keepalive::KeepAlives;
 use crate::resp::Protocol;
 
 /// What `CLIENT LIST` and `CLIENT INFO` show of a connection.

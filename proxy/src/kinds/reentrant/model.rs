@@ -24,7 +24,7 @@
 
 use proptest::prelude::*;
 
-use super::quorum::quorum;
+use crate::lock::quorum::quorum;
 
 #[derive(Debug, Clone, Default)]
 struct M {

@@ -30,7 +30,7 @@
 //!
 //! `lock::model_reentrant` property-tests these rules against lost requests
 //! and replies and interleaved owners. docs/design.md, *Reentrant locks*,
-//! gives the argument; the write rounds are the core's ([`super::round`]).
+//! gives the argument; the write rounds are the core's ([`crate::lock::round`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,15 +40,15 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::fair::wait_fair;
-use super::keys::{fence_key, holds_key};
-use super::quorum::Decision;
-use super::round::{
+use crate::fence::FencingToken;
+use crate::lock::fair::wait_fair;
+use crate::lock::keys::{fence_key, holds_key};
+use crate::lock::quorum::Decision;
+use crate::lock::round::{
     self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
 };
-use super::validity::{remaining, valid_until};
-use super::{Engine, ExtendOutcome, Grant};
-use crate::fence::FencingToken;
+use crate::lock::validity::{remaining, valid_until};
+use crate::lock::{Engine, ExtendOutcome, Grant};
 use crate::master::Value;
 use crate::metrics::{Op, Outcome};
 use crate::scripts::{Script, ScriptSet};

@@ -7,7 +7,7 @@
 //! - a grant needs `q` masters to admit the same owner with the same proposed
 //!   token, and is reported only while `ttl - elapsed - drift` is positive;
 //! - the token comes from the user key's fence register, proposed and retried
-//!   by the core's rounds ([`super::round`]) exactly as for a plain acquire,
+//!   by the core's rounds ([`crate::lock::round`]) exactly as for a plain acquire,
 //!   so tokens of every kind on one key are unique and rise in real-time
 //!   order;
 //! - a master whose metadata record is missing (amnesia) casts no vote;
@@ -20,6 +20,8 @@
 //! are their typed replies, decoded here. docs/design.md, *Read-write locks,
 //! with writer preference* and *Semaphores*, gives each kind's argument.
 
+mod model;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +31,16 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::fair::wait_fair;
-use super::round::{
+use crate::fence::FencingToken;
+use crate::lock::fair::wait_fair;
+use crate::lock::round::{
     self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote,
 };
-use super::{Engine, ExtendOutcome, Grant, ReleaseOutcome};
-use crate::fence::FencingToken;
+use crate::lock::{Engine, ExtendOutcome, Grant, ReleaseOutcome};
 use crate::master::{MasterError, Value};
 use crate::metrics::{Op, Outcome};
+use crate::resp::Reply;
+use crate::response::{GrantShape, Unreported};
 use crate::scripts::{Script, ScriptSet};
 
 /// Rounds a holder kind may take beyond [`round::MAX_ROUNDS`]: one, for a
@@ -259,7 +263,7 @@ pub async fn acquire(
     let outcome = match (end, kind.mismatch) {
         (
             round::End::Lost {
-                last: super::quorum::Decision::Busy,
+                last: crate::lock::quorum::Decision::Busy,
                 ..
             },
             Some(permits),
@@ -326,6 +330,23 @@ pub fn finish(
     round::finish(engine, op, grant, true, || {
         Some(release_of(keys, owner, false))
     })
+}
+
+/// A read-write lock or semaphore grant on its way to the client, shown as
+/// `[owner, token, validity_ms]`.
+pub struct HolderGrant {
+    pub op: Op,
+    pub grant: Grant,
+    pub keys: HolderKeys,
+    pub owner: Bytes,
+}
+
+impl Unreported for HolderGrant {
+    fn report(self: Box<Self>, engine: &Engine) -> Reply {
+        let left = finish(engine, self.op, &self.grant, &self.keys, &self.owner)
+            .filter(|d| d.as_millis() > 0);
+        GrantShape::Native.reply(left, &self.owner, &self.grant)
+    }
 }
 
 /// Removes `owner` from the holders on every master; released when `q`

@@ -2,7 +2,7 @@
 //! excludes readers and other writers, and every grant carries a fencing
 //! token from the key's fence register (docs/design.md, *Read-write locks,
 //! with writer preference*). The quorum machinery is the holder kinds'
-//! ([`super::holders`]); this module owns `rw_acquire.lua`'s KEYS and ARGV
+//! ([`crate::kinds::holders`]); this module owns `rw_acquire.lua`'s KEYS and ARGV
 //! and the shape of a read-write status.
 //!
 //! # State on each master
@@ -56,8 +56,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
-use super::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
+use crate::kinds::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
+use crate::lock::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
 use crate::metrics::Op;
 
 /// How long a waiting writer's intent marker outlives its last refresh.

@@ -24,9 +24,9 @@
 
 use proptest::prelude::*;
 
-use super::holders::{SlotVotes, SLOT_ROUNDS};
-use super::quorum::{quorum, Decision, Tally};
-use super::round::{self, MAX_ROUNDS};
+use crate::kinds::holders::{SlotVotes, SLOT_ROUNDS};
+use crate::lock::quorum::{quorum, Decision, Tally};
+use crate::lock::round::{self, MAX_ROUNDS};
 
 /// Test-only ways to break the rules, to show the checks can fail.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! Each connection owns one [`KeepAlives`]. A hold is registered when its
 //! grant reply is written (never earlier: a grant that expired in flight is
 //! not kept), and renewed by its own task every `ttl / 3` with
-//! [`plain::extend`]. The hold ends in one of three ways:
+//! [`masters::extend`]. The hold ends in one of three ways:
 //! - `LOCK.RELEASE` by the client stops its renewal ([`KeepAlives::stop`]);
 //! - the connection ends for any reason (QUIT, EOF, error, kill, shutdown):
 //!   dropping the set stops every renewal and releases every hold, as
@@ -35,8 +35,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{plain, Engine, ExtendOutcome};
+use super::masters;
 use crate::fence::FencingToken;
+use crate::lock::{Engine, ExtendOutcome};
 use crate::resp::Reply;
 
 /// The shortest pause between renewal attempts, so a tiny TTL cannot spin.
@@ -176,7 +177,7 @@ impl Drop for KeepAlives {
             self.engine.metrics().keepalive_holds.dec();
             let engine = self.engine.clone();
             rt.spawn(async move {
-                let out = plain::release(&engine, std::slice::from_ref(&key), &owner).await;
+                let out = masters::release(&engine, std::slice::from_ref(&key), &owner).await;
                 debug!(?out, "keepalive lock released on disconnect");
             });
         }
@@ -214,7 +215,7 @@ impl Hold {
             let keys = std::slice::from_ref(&self.key);
             let out = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                out = plain::extend(&self.engine, keys, &self.owner, self.ttl, false) => out,
+                out = masters::extend(&self.engine, keys, &self.owner, self.ttl, false) => out,
             };
             let m = self.engine.metrics();
             match out {
@@ -252,7 +253,7 @@ impl Hold {
         }
         // Best effort: masters that still hold it free it now instead of at
         // its TTL. Whatever they answer, this gateway no longer claims it.
-        let _ = plain::release(&self.engine, std::slice::from_ref(&self.key), &self.owner).await;
+        let _ = masters::release(&self.engine, std::slice::from_ref(&self.key), &self.owner).await;
         let _ = self.push.send(lost_push(&self.key, self.token));
     }
 }

@@ -1,73 +1,14 @@
-//! The read-write lock commands:
-//!
-//! ```text
-//! RWLOCK.READ    key ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
-//! RWLOCK.WRITE   key ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
-//! RWLOCK.RELEASE key owner                          -> 1 | 0
-//! RWLOCK.EXTEND  key owner ttl_ms                   -> validity_ms | nil
-//! RWLOCK.STATUS  key                                -> [writer | nil, [reader ...], writer_waiting]
-//! ```
-//!
-//! Also the acquire options shared with `SEM.ACQUIRE`. TTL and WAIT bounds
-//! are checked by the server against the configuration, as for `LOCK.*`.
-
-use std::time::Duration;
+//! Parses the `RWLOCK.*` commands into an [`RwCmd`]. TTL and WAIT bounds
+//! are checked against the configuration by [`super::exec`].
 
 use bytes::Bytes;
 
-use super::args::{acquire_options, key_only, key_owner, key_owner_ttl, millis};
-use super::{is, wrong_args};
-use crate::lock::rwlock::RwMode;
+use super::RwCmd;
+use crate::command::args::{
+    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args,
+};
+use crate::kinds::rwlock::masters::RwMode;
 use crate::resp::Reply;
-
-/// A parsed read-write lock command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RwCmd {
-    Acquire {
-        key: Bytes,
-        mode: RwMode,
-        ttl: Duration,
-        owner: Option<Bytes>,
-        wait: Option<Duration>,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
-}
-
-impl RwCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            RwCmd::Acquire { key, .. }
-            | RwCmd::Release { key, .. }
-            | RwCmd::Extend { key, .. }
-            | RwCmd::Status { key } => vec![key.clone()],
-        }
-    }
-
-    /// The command's name as errors show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RwCmd::Acquire {
-                mode: RwMode::Read, ..
-            } => "rwlock.read",
-            RwCmd::Acquire { .. } => "rwlock.write",
-            RwCmd::Release { .. } => "rwlock.release",
-            RwCmd::Extend { .. } => "rwlock.extend",
-            RwCmd::Status { .. } => "rwlock.status",
-        }
-    }
-}
 
 /// Classifies an `RWLOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
@@ -107,10 +48,12 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<RwCmd>, Reply> {
-        let args = crate::command::test_args(s);
+        let args = crate::command::args::test_args(s);
         parse(&args[0], &args)
     }
 

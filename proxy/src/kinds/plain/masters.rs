@@ -7,7 +7,7 @@
 //! token (each raising its register for the key), and only while validity
 //! (`ttl - elapsed - drift`) is still positive. A failed or expired acquire is
 //! released on every master, because a write that timed out may still land.
-//! The rounds themselves are the core's ([`super::round`]); this module owns
+//! The rounds themselves are the core's ([`crate::lock::round`]); this module owns
 //! the scripts `acquire.lua`, `release.lua`, `extend.lua` and `status.lua`,
 //! their KEYS and ARGV, and the typed replies of `status.lua`.
 
@@ -20,11 +20,13 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::fair::wait_fair;
-use super::keys::fence_key;
-use super::round::{self, code, decimal, AcquireReply, DecodeError, Metered, Release, Vote, YesNo};
-use super::{AcquireOutcome, Engine, ExtendOutcome, Grant, ReleaseOutcome, StatusOutcome};
 use crate::fence::FencingToken;
+use crate::lock::fair::wait_fair;
+use crate::lock::keys::fence_key;
+use crate::lock::round::{
+    self, code, decimal, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
+};
+use crate::lock::{AcquireOutcome, Engine, ExtendOutcome, Grant, ReleaseOutcome, StatusOutcome};
 use crate::master::{MasterError, Value};
 use crate::metrics::{Op, Outcome};
 use crate::scripts::{Script, ScriptSet};

@@ -1,7 +1,7 @@
 //! Counting semaphores (`SEM.*`): at most `permits` holders of a key at a
 //! time, each grant fenced by a token from the key's fence register
 //! (docs/design.md, *Semaphores*). The quorum machinery is the holder kinds'
-//! ([`super::holders`]), with its extra round for moving to a free slot;
+//! ([`crate::kinds::holders`]), with its extra round for moving to a free slot;
 //! this module owns `sem_acquire.lua`'s KEYS and ARGV and the shape of a
 //! semaphore status.
 //!
@@ -63,8 +63,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
-use super::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
+use crate::kinds::holders::{self, AcquireSpec, Holder, HolderKeys, HoldersStatus, KindAcquire};
+use crate::lock::{keys as names, Engine, ExtendOutcome, ReleaseOutcome};
 use crate::metrics::Op;
 
 /// Largest permit count: a slot list travels in every busy reply, and a

@@ -1,59 +1,16 @@
-//! The counting semaphore commands:
-//!
-//! ```text
-//! SEM.ACQUIRE key permits ttl_ms [OWNER value] [WAIT ms] -> [owner, token, validity_ms] | nil
-//! SEM.RELEASE key owner                                  -> 1 | 0
-//! SEM.EXTEND  key owner ttl_ms                           -> validity_ms | nil
-//! SEM.STATUS  key                                        -> [permits, free, [holder ...]]
-//! ```
-//!
-//! `permits` lies in 1..=[`MAX_PERMITS`]; TTL and WAIT bounds are checked by
-//! the server against the configuration, as for `LOCK.*`.
-
-use std::time::Duration;
+//! Parses the `SEM.*` commands into a [`SemCmd`]. `permits` is checked
+//! here (its range is the semaphore's own); TTL and WAIT bounds are checked
+//! against the configuration by [`super::exec`].
 
 use bytes::Bytes;
 
-use super::args::{acquire_options, key_only, key_owner, key_owner_ttl, millis};
-use super::{is, not_an_integer, parse_i64, wrong_args};
-use crate::lock::semaphore::MAX_PERMITS;
+use super::SemCmd;
+use crate::command::args::{
+    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, not_an_integer, parse_i64,
+    wrong_args,
+};
+use crate::kinds::semaphore::masters::MAX_PERMITS;
 use crate::resp::Reply;
-
-/// A parsed semaphore command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SemCmd {
-    Acquire {
-        key: Bytes,
-        permits: u64,
-        ttl: Duration,
-        owner: Option<Bytes>,
-        wait: Option<Duration>,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
-}
-
-impl SemCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            SemCmd::Acquire { key, .. }
-            | SemCmd::Release { key, .. }
-            | SemCmd::Extend { key, .. }
-            | SemCmd::Status { key } => vec![key.clone()],
-        }
-    }
-}
 
 /// Classifies a `SEM.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
@@ -97,10 +54,12 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<SemCmd>, Reply> {
-        let args = crate::command::test_args(s);
+        let args = crate::command::args::test_args(s);
         parse(&args[0], &args)
     }
 
