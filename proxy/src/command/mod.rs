@@ -26,10 +26,11 @@ pub use dropin::DropIn;
 pub use local::{ClientSub, HelloArgs, Local};
 pub use script::ScriptCmd;
 
-use crate::kinds::plain::{self, LockCmd};
-use crate::kinds::reentrant::{self, ReentrantCmd};
-use crate::kinds::rwlock::{self, RwCmd};
-use crate::kinds::semaphore::{self, SemCmd};
+pub use crate::kinds::plain::LockCmd;
+pub use crate::kinds::reentrant::ReentrantCmd;
+pub use crate::kinds::rwlock::RwCmd;
+pub use crate::kinds::semaphore::SemCmd;
+use crate::kinds::{plain, reentrant, rwlock, semaphore};
 
 /// A classified client request.
 #[derive(Debug, Clone, PartialEq)]
