@@ -8,8 +8,8 @@
 //! connection builds for each request from the gateway's shared state, and
 //! hands back a [`Response`](crate::response::Response). The bounds every
 //! kind applies the same way (key length, TTL, WAIT) are in [`checks`]; the
-//! reply shapes several kinds share are in [`replies`]. docs/design.md,
-//! *The layers*, places this layer between the commands and the engine.
+//! reply shapes several kinds share are in [`replies`]. Each kind's safety
+//! argument is in docs/design.md.
 
 pub mod checks;
 #[cfg(test)]
