@@ -6,17 +6,14 @@
 //!
 //! - [`registry`]: every served command declared once; [`parse`] picks the
 //!   parser by the command's row.
-//! - [`args`]: the argument shapes every parser shares.
 //! - [`local`]: commands the gateway answers itself (PING, HELLO, CLIENT ...).
-//! - [`dropin`]: `SET NX PX`, `GET`, `EXISTS`, `PTTL`, `TTL` as lock clients
-//!   send them.
 //! - [`script`]: `EVAL`/`EVALSHA` of the catalogued client-library scripts.
-//! - the lock kinds' own commands are parsed in [`crate::kinds`].
+//! - the lock kinds' own commands, the drop-in `SET NX PX`, `GET`, `EXISTS`,
+//!   `PTTL` and `TTL` among them, are parsed in [`crate::kinds`]; the
+//!   argument shapes every parser shares are in [`crate::args`].
 
 pub mod registry;
 
-pub mod args;
-pub mod dropin;
 pub mod local;
 pub mod script;
 
@@ -26,9 +23,9 @@ use crate::resp::Reply;
 use registry::Route;
 
 #[cfg(test)]
-pub(crate) use args::test_args;
-pub use args::{is, not_an_integer, parse_i64, wrong_args};
-pub use dropin::DropIn;
+pub(crate) use crate::args::test_args;
+pub use crate::args::{is, not_an_integer, parse_i64, wrong_args};
+pub use crate::kinds::plain::DropIn;
 pub use local::{ClientSub, HelloArgs, ListFilter, Local};
 pub use script::ScriptCmd;
 
@@ -75,7 +72,7 @@ pub fn parse_route(route: Route, name: &[u8], args: &[Bytes]) -> Result<Option<R
         Route::Reentrant => reentrant::parse(name, args)?.map(Request::Reentrant),
         Route::RwLock => rwlock::parse(name, args)?.map(Request::RwLock),
         Route::Semaphore => semaphore::parse(name, args)?.map(Request::Sem),
-        Route::DropIn => dropin::parse(name, args)?.map(Request::DropIn),
+        Route::DropIn => plain::dropin::parse(name, args)?.map(Request::DropIn),
         Route::Script => script::parse(name, args)?.map(Request::Script),
     })
 }

@@ -100,7 +100,7 @@ fn call(ctx: &Ctx<'_>, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Resul
         None => None,
         Some(_) => {
             let n = arg(entry.ttl_arg)
-                .and_then(|a| crate::command::args::parse_i64(a))
+                .and_then(|a| crate::args::parse_i64(a))
                 .filter(|&n| n > 0)
                 .ok_or_else(|| err(entry, "the ttl must be a positive integer"))?;
             let n = n.unsigned_abs();

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::LockCmd;
-use crate::command::args::{
+use crate::args::{
     acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args, AcquireOptions,
 };
 use crate::resp::Reply;
@@ -53,7 +53,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<LockCmd>, Reply> {
-        let args = crate::command::args::test_args(s);
+        let args = crate::args::test_args(s);
         parse(&args[0], &args)
     }
 

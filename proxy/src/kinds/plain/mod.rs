@@ -10,11 +10,12 @@
 //!
 //! The same lock answers the drop-in commands lock libraries send to one
 //! Redis (`SET key value NX PX ms`, `GET`, `EXISTS`, `PTTL`, `TTL`; parsed
-//! in [`crate::command::dropin`]), with the replies one Redis would give.
+//! in [`crate::kinds::plain::dropin`]), with the replies one Redis would give.
 //! [`command`] parses the native commands; [`exec`] checks them against the
 //! configuration, runs them on the engine and shapes their replies.
 
 pub mod command;
+pub mod dropin;
 pub mod exec;
 pub mod keepalive;
 pub mod masters;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use command::parse;
+pub use dropin::DropIn;
 pub use exec::{dropin, lock};
 
 /// A parsed `LOCK.*` command.

@@ -4,9 +4,7 @@
 use bytes::Bytes;
 
 use super::ReentrantCmd;
-use crate::command::args::{
-    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args,
-};
+use crate::args::{acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args};
 use crate::resp::Reply;
 
 /// Classifies an `RLOCK.*` command; `Ok(None)` when `name` is not one.
@@ -54,7 +52,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<ReentrantCmd>, Reply> {
-        let args = crate::command::args::test_args(s);
+        let args = crate::args::test_args(s);
         parse(&args[0], &args)
     }
 

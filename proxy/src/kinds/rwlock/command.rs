@@ -4,9 +4,7 @@
 use bytes::Bytes;
 
 use super::RwCmd;
-use crate::command::args::{
-    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args,
-};
+use crate::args::{acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args};
 use crate::kinds::rwlock::masters::RwMode;
 use crate::resp::Reply;
 
@@ -53,7 +51,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<RwCmd>, Reply> {
-        let args = crate::command::args::test_args(s);
+        let args = crate::args::test_args(s);
         parse(&args[0], &args)
     }
 

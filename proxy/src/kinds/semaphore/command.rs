@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::SemCmd;
-use crate::command::args::{
+use crate::args::{
     acquire_options, is, key_only, key_owner, key_owner_ttl, millis, not_an_integer, parse_i64,
     wrong_args,
 };
@@ -59,7 +59,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<SemCmd>, Reply> {
-        let args = crate::command::args::test_args(s);
+        let args = crate::args::test_args(s);
         parse(&args[0], &args)
     }
 

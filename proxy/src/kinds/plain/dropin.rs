@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{is, not_an_integer, parse_i64, wrong_args};
+use crate::args::{is, not_an_integer, parse_i64, wrong_args};
 use crate::resp::Reply;
 
 /// A parsed drop-in command.
@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> Result<Option<DropIn>, Reply> {
-        let args = crate::command::test_args(s);
+        let args = crate::args::test_args(s);
         parse(&args[0], &args)
     }
 
