@@ -965,6 +965,7 @@ async fn burst(
 async fn gateway_sigstop(p: Profile) -> anyhow::Result<Row> {
     const BURST: u64 = 32;
     const BURST_BASE: u64 = 100;
+    const BURST_LINK_DELAY: Duration = Duration::from_millis(40);
     let ph = phases(p);
     let specs = [GatewaySpec::default(), GatewaySpec::default()];
     let mut cx = Ctx::new(3, false, &specs, 4).await?;
@@ -975,12 +976,22 @@ async fn gateway_sigstop(p: Profile) -> anyhow::Result<Row> {
     cx.load_with(&[0], ph.workers, patient);
     cx.load(&[1], ph.workers / 2);
     sleep(ph.pre).await;
+    // The burst must still be inside the gateway when it freezes. On a
+    // loaded machine the SIGSTOP can land after a fast gateway has already
+    // answered, so its master links get a round trip (well inside the
+    // master timeout) that keeps the burst in flight for the stop.
+    for r in &cx.env.relays[0] {
+        r.set_latency(BURST_LINK_DELAY, Duration::ZERO);
+    }
     let in_flight = burst(&cx.env.addr(0), cx.opts.run, BURST_BASE, BURST).await?;
     if let Some(g) = cx.env.gateways[0].as_ref() {
         g.stop();
     }
     let stopped = Instant::now();
     sleep(Duration::from_millis(TTL_MS * 5 / 2)).await;
+    for r in &cx.env.relays[0] {
+        r.set_latency(Duration::ZERO, Duration::ZERO);
+    }
     if let Some(g) = cx.env.gateways[0].as_ref() {
         g.resume();
     }
