@@ -22,11 +22,16 @@ pub mod rwlock;
 pub mod semaphore;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+
+use crate::args::{is, key_only, key_owner, key_owner_ttl};
 use crate::config::Config;
 use crate::kinds::plain::keepalive::KeepAlives;
 use crate::lock::Engine;
 use crate::metrics::Metrics;
+use crate::resp::Reply;
 
 /// What a kind's command runs against: the engine, the configuration in
 /// force when the command started, the metrics it counts into, and the
@@ -40,4 +45,76 @@ pub struct Ctx<'a> {
     /// The connection sent `LOCK.TOKENS ON`: a RESP3 drop-in grant carries
     /// its token and validity as an attribute.
     pub token_attribute: bool,
+}
+
+/// A parsed command of one lock kind: the kind's own acquire `A`, and the
+/// release, extend and status that every kind shares in shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindCmd<A> {
+    Acquire(A),
+    Release {
+        key: Bytes,
+        owner: Bytes,
+    },
+    Extend {
+        key: Bytes,
+        owner: Bytes,
+        ttl: Duration,
+    },
+    Status {
+        key: Bytes,
+    },
+}
+
+/// The one key a kind's acquire locks.
+pub trait Keyed {
+    fn key(&self) -> &Bytes;
+}
+
+impl<A: Keyed> KindCmd<A> {
+    /// The key the command touches.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            KindCmd::Acquire(a) => a.key(),
+            KindCmd::Release { key, .. }
+            | KindCmd::Extend { key, .. }
+            | KindCmd::Status { key } => key,
+        }
+    }
+
+    /// The keys the command touches, for per-connection ordering.
+    pub fn keys(&self) -> Vec<Bytes> {
+        vec![self.key().clone()]
+    }
+}
+
+/// The names of a kind's release, extend and status commands, in lowercase
+/// as its errors show them.
+pub struct SharedNames {
+    pub release: &'static str,
+    pub extend: &'static str,
+    pub status: &'static str,
+}
+
+/// Parses `release key owner`, `extend key owner ttl_ms` and `status key`
+/// under a kind's `names`; `Ok(None)` for any other name, so the kind's
+/// parser goes on to its acquire.
+pub fn parse_shared<A>(
+    names: &SharedNames,
+    name: &[u8],
+    args: &[Bytes],
+) -> Result<Option<KindCmd<A>>, Reply> {
+    if is(name, names.release) {
+        let (key, owner) = key_owner(args, names.release)?;
+        return Ok(Some(KindCmd::Release { key, owner }));
+    }
+    if is(name, names.extend) {
+        let (key, owner, ttl) = key_owner_ttl(args, names.extend)?;
+        return Ok(Some(KindCmd::Extend { key, owner, ttl }));
+    }
+    if is(name, names.status) {
+        let key = key_only(args, names.status)?;
+        return Ok(Some(KindCmd::Status { key }));
+    }
+    Ok(None)
 }

@@ -4,11 +4,17 @@
 
 use bytes::Bytes;
 
-use super::LockCmd;
-use crate::args::{
-    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args, AcquireOptions,
-};
+use super::{AcquireArgs, LockCmd};
+use crate::args::{acquire_options, is, millis, wrong_args, AcquireOptions};
+use crate::kinds::{parse_shared, SharedNames};
 use crate::resp::Reply;
+
+/// The release, extend and status commands of this kind.
+const SHARED: SharedNames = SharedNames {
+    release: "lock.release",
+    extend: "lock.extend",
+    status: "lock.status",
+};
 
 /// Classifies a `LOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<LockCmd>, Reply> {
@@ -23,25 +29,16 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<LockCmd>, Reply> {
             wait,
             keepalive,
         } = acquire_options(&args[3..], cmd, true)?;
-        return Ok(Some(LockCmd::Acquire {
+        return Ok(Some(LockCmd::Acquire(AcquireArgs {
             key: args[1].clone(),
             ttl,
             owner,
             wait,
             keepalive,
-        }));
+        })));
     }
-    if is(name, "LOCK.RELEASE") {
-        let (key, owner) = key_owner(args, "lock.release")?;
-        return Ok(Some(LockCmd::Release { key, owner }));
-    }
-    if is(name, "LOCK.EXTEND") {
-        let (key, owner, ttl) = key_owner_ttl(args, "lock.extend")?;
-        return Ok(Some(LockCmd::Extend { key, owner, ttl }));
-    }
-    if is(name, "LOCK.STATUS") {
-        let key = key_only(args, "lock.status")?;
-        return Ok(Some(LockCmd::Status { key }));
+    if let Some(c) = parse_shared(&SHARED, name, args)? {
+        return Ok(Some(c));
     }
     Ok(None)
 }
@@ -62,13 +59,13 @@ mod tests {
         let c = p(&["lock.acquire", "k", "100", "wait", "50", "OWNER", "me"]);
         assert_eq!(
             c,
-            Ok(Some(LockCmd::Acquire {
+            Ok(Some(LockCmd::Acquire(AcquireArgs {
                 key: Bytes::from_static(b"k"),
                 ttl: Duration::from_millis(100),
                 owner: Some(Bytes::from_static(b"me")),
                 wait: Some(Duration::from_millis(50)),
                 keepalive: false,
-            }))
+            })))
         );
     }
 
@@ -77,18 +74,18 @@ mod tests {
         let c = p(&["LOCK.ACQUIRE", "k", "100", "keepalive", "OWNER", "me"]);
         assert!(matches!(
             c,
-            Ok(Some(LockCmd::Acquire {
+            Ok(Some(LockCmd::Acquire(AcquireArgs {
                 keepalive: true,
                 ..
-            }))
+            })))
         ));
         let c = p(&["LOCK.ACQUIRE", "k", "100", "WAIT", "5", "KEEPALIVE"]);
         assert!(matches!(
             c,
-            Ok(Some(LockCmd::Acquire {
+            Ok(Some(LockCmd::Acquire(AcquireArgs {
                 keepalive: true,
                 ..
-            }))
+            })))
         ));
         assert!(p(&["LOCK.ACQUIRE", "k", "100", "KEEPALIVE", "KEEPALIVE"]).is_err());
     }

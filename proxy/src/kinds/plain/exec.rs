@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::keepalive::KeepAlives;
 use super::masters as plain;
-use super::LockCmd;
+use super::{AcquireArgs, LockCmd};
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
 use crate::kinds::plain::DropIn;
 use crate::kinds::replies::{extend_reply, release_reply};
@@ -24,13 +24,13 @@ use crate::response::{int, ms_reply, no_quorum, GrantShape, Response, Unreported
 /// Runs one `LOCK.*` command.
 pub async fn lock(ctx: &Ctx<'_>, cmd: LockCmd) -> Response {
     match cmd {
-        LockCmd::Acquire {
+        LockCmd::Acquire(AcquireArgs {
             key,
             ttl,
             owner,
             wait,
             keepalive,
-        } => acquire(ctx, key, ttl, owner, wait, keepalive).await,
+        }) => acquire(ctx, key, ttl, owner, wait, keepalive).await,
         LockCmd::Release { key, owner } => release(ctx, key, owner).await,
         LockCmd::Extend { key, owner, ttl } => extend(ctx, key, owner, ttl).await,
         LockCmd::Status { key } => status(ctx, key).await,

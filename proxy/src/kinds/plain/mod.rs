@@ -24,43 +24,28 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::kinds::{Keyed, KindCmd};
+
 pub use command::parse;
 pub use dropin::DropIn;
 pub use exec::{dropin, lock};
 
 /// A parsed `LOCK.*` command.
+pub type LockCmd = KindCmd<AcquireArgs>;
+
+/// The arguments of this kind's acquire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockCmd {
-    Acquire {
-        key: Bytes,
-        ttl: Duration,
-        owner: Option<Bytes>,
-        wait: Option<Duration>,
-        /// Renewed by the gateway while the connection lives.
-        keepalive: bool,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
+pub struct AcquireArgs {
+    pub key: Bytes,
+    pub ttl: Duration,
+    pub owner: Option<Bytes>,
+    pub wait: Option<Duration>,
+    /// Renewed by the gateway while the connection lives.
+    pub keepalive: bool,
 }
 
-impl LockCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            LockCmd::Acquire { key, .. }
-            | LockCmd::Release { key, .. }
-            | LockCmd::Extend { key, .. }
-            | LockCmd::Status { key } => vec![key.clone()],
-        }
+impl Keyed for AcquireArgs {
+    fn key(&self) -> &Bytes {
+        &self.key
     }
 }

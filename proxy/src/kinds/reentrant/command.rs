@@ -3,9 +3,17 @@
 
 use bytes::Bytes;
 
-use super::ReentrantCmd;
-use crate::args::{acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args};
+use super::{AcquireArgs, ReentrantCmd};
+use crate::args::{acquire_options, is, millis, wrong_args};
+use crate::kinds::{parse_shared, SharedNames};
 use crate::resp::Reply;
+
+/// The release, extend and status commands of this kind.
+const SHARED: SharedNames = SharedNames {
+    release: "rlock.release",
+    extend: "rlock.extend",
+    status: "rlock.status",
+};
 
 /// Classifies an `RLOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<ReentrantCmd>, Reply> {
@@ -23,24 +31,15 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<ReentrantCmd>, Reply>
                 "ERR missing owner in 'rlock.acquire' command: OWNER is required",
             ));
         };
-        return Ok(Some(ReentrantCmd::Acquire {
+        return Ok(Some(ReentrantCmd::Acquire(AcquireArgs {
             key: args[1].clone(),
             ttl,
             owner,
             wait: o.wait,
-        }));
+        })));
     }
-    if is(name, "RLOCK.RELEASE") {
-        let (key, owner) = key_owner(args, "rlock.release")?;
-        return Ok(Some(ReentrantCmd::Release { key, owner }));
-    }
-    if is(name, "RLOCK.EXTEND") {
-        let (key, owner, ttl) = key_owner_ttl(args, "rlock.extend")?;
-        return Ok(Some(ReentrantCmd::Extend { key, owner, ttl }));
-    }
-    if is(name, "RLOCK.STATUS") {
-        let key = key_only(args, "rlock.status")?;
-        return Ok(Some(ReentrantCmd::Status { key }));
+    if let Some(c) = parse_shared(&SHARED, name, args)? {
+        return Ok(Some(c));
     }
     Ok(None)
 }
@@ -65,12 +64,12 @@ mod tests {
         assert!(p(&["RLOCK.ACQUIRE", "k", "100", "OWNER", "o", "KEEPALIVE"]).is_err());
         assert_eq!(
             p(&["rlock.acquire", "k", "100", "owner", "o", "wait", "7"]),
-            Ok(Some(ReentrantCmd::Acquire {
+            Ok(Some(ReentrantCmd::Acquire(AcquireArgs {
                 key: Bytes::from_static(b"k"),
                 ttl: Duration::from_millis(100),
                 owner: Bytes::from_static(b"o"),
                 wait: Some(Duration::from_millis(7)),
-            }))
+            })))
         );
         assert!(p(&["RLOCK.RELEASE", "k"]).is_err());
         assert!(p(&["RLOCK.EXTEND", "k", "o", "0"]).is_err());

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::masters::{
     self as reentrant, ReentrantAcquire, ReentrantGrant, ReentrantRelease, ReentrantStatus,
 };
-use super::ReentrantCmd;
+use super::{AcquireArgs, ReentrantCmd};
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
 use crate::kinds::replies::extend_reply;
 use crate::kinds::Ctx;
@@ -21,12 +21,12 @@ use crate::response::{int, ms_reply, no_quorum, Response, Unreported};
 /// Runs one `RLOCK.*` command.
 pub async fn reentrant(ctx: &Ctx<'_>, cmd: ReentrantCmd) -> Response {
     match cmd {
-        ReentrantCmd::Acquire {
+        ReentrantCmd::Acquire(AcquireArgs {
             key,
             ttl,
             owner,
             wait,
-        } => acquire(ctx, key, ttl, owner, wait).await,
+        }) => acquire(ctx, key, ttl, owner, wait).await,
         ReentrantCmd::Release { key, owner } => release(ctx, key, owner).await,
         ReentrantCmd::Extend { key, owner, ttl } => extend(ctx, key, owner, ttl).await,
         ReentrantCmd::Status { key } => status(ctx, key).await,

@@ -22,40 +22,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::kinds::{Keyed, KindCmd};
+
 pub use command::parse;
 pub use exec::reentrant;
 
 /// A parsed `RLOCK.*` command.
+pub type ReentrantCmd = KindCmd<AcquireArgs>;
+
+/// The arguments of this kind's acquire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReentrantCmd {
-    Acquire {
-        key: Bytes,
-        ttl: Duration,
-        owner: Bytes,
-        wait: Option<Duration>,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
+pub struct AcquireArgs {
+    pub key: Bytes,
+    pub ttl: Duration,
+    pub owner: Bytes,
+    pub wait: Option<Duration>,
 }
 
-impl ReentrantCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            ReentrantCmd::Acquire { key, .. }
-            | ReentrantCmd::Release { key, .. }
-            | ReentrantCmd::Extend { key, .. }
-            | ReentrantCmd::Status { key } => vec![key.clone()],
-        }
+impl Keyed for AcquireArgs {
+    fn key(&self) -> &Bytes {
+        &self.key
     }
 }

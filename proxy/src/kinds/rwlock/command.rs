@@ -3,10 +3,18 @@
 
 use bytes::Bytes;
 
-use super::RwCmd;
-use crate::args::{acquire_options, is, key_only, key_owner, key_owner_ttl, millis, wrong_args};
+use super::{AcquireArgs, RwCmd};
+use crate::args::{acquire_options, is, millis, wrong_args};
 use crate::kinds::rwlock::masters::RwMode;
+use crate::kinds::{parse_shared, SharedNames};
 use crate::resp::Reply;
+
+/// The release, extend and status commands of this kind.
+const SHARED: SharedNames = SharedNames {
+    release: "rwlock.release",
+    extend: "rwlock.extend",
+    status: "rwlock.status",
+};
 
 /// Classifies an `RWLOCK.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
@@ -20,26 +28,17 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<RwCmd>, Reply> {
             }
             let ttl = millis(&args[2], "ttl", cmd)?;
             let o = acquire_options(&args[3..], cmd, false)?;
-            return Ok(Some(RwCmd::Acquire {
+            return Ok(Some(RwCmd::Acquire(AcquireArgs {
                 key: args[1].clone(),
                 mode,
                 ttl,
                 owner: o.owner,
                 wait: o.wait,
-            }));
+            })));
         }
     }
-    if is(name, "RWLOCK.RELEASE") {
-        let (key, owner) = key_owner(args, "rwlock.release")?;
-        return Ok(Some(RwCmd::Release { key, owner }));
-    }
-    if is(name, "RWLOCK.EXTEND") {
-        let (key, owner, ttl) = key_owner_ttl(args, "rwlock.extend")?;
-        return Ok(Some(RwCmd::Extend { key, owner, ttl }));
-    }
-    if is(name, "RWLOCK.STATUS") {
-        let key = key_only(args, "rwlock.status")?;
-        return Ok(Some(RwCmd::Status { key }));
+    if let Some(c) = parse_shared(&SHARED, name, args)? {
+        return Ok(Some(c));
     }
     Ok(None)
 }
@@ -59,20 +58,20 @@ mod tests {
     fn read_and_write_take_options_in_any_order_and_case() {
         assert_eq!(
             p(&["rwlock.write", "k", "100", "wait", "50", "OWNER", "me"]),
-            Ok(Some(RwCmd::Acquire {
+            Ok(Some(RwCmd::Acquire(AcquireArgs {
                 key: Bytes::from_static(b"k"),
                 mode: RwMode::Write,
                 ttl: Duration::from_millis(100),
                 owner: Some(Bytes::from_static(b"me")),
                 wait: Some(Duration::from_millis(50)),
-            }))
+            })))
         );
         assert!(matches!(
             p(&["RWLOCK.READ", "k", "100"]),
-            Ok(Some(RwCmd::Acquire {
+            Ok(Some(RwCmd::Acquire(AcquireArgs {
                 mode: RwMode::Read,
                 ..
-            }))
+            })))
         ));
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::masters::{self as rwlock, RwMode};
-use super::RwCmd;
+use super::{AcquireArgs, RwCmd};
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
 use crate::kinds::holders::{HolderGrant, KindAcquire};
 use crate::kinds::replies::{extend_reply, holder_reply, lost_reply, release_reply};
@@ -22,13 +22,13 @@ use crate::response::{no_quorum, Response};
 pub async fn rwlock(ctx: &Ctx<'_>, cmd: RwCmd) -> Response {
     let name = cmd.name();
     match cmd {
-        RwCmd::Acquire {
+        RwCmd::Acquire(AcquireArgs {
             key,
             mode,
             ttl,
             owner,
             wait,
-        } => acquire(ctx, name, key, mode, ttl, owner, wait).await,
+        }) => acquire(ctx, name, key, mode, ttl, owner, wait).await,
         RwCmd::Release { key, owner } => release(ctx, name, key, owner).await,
         RwCmd::Extend { key, owner, ttl } => extend(ctx, name, key, owner, ttl).await,
         RwCmd::Status { key } => status(ctx, name, key).await,

@@ -22,52 +22,38 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::kinds::rwlock::masters::RwMode;
+use crate::kinds::{Keyed, KindCmd};
 
 pub use command::parse;
 pub use exec::rwlock;
 
 /// A parsed `RWLOCK.*` command.
+pub type RwCmd = KindCmd<AcquireArgs>;
+
+/// The arguments of this kind's acquire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RwCmd {
-    Acquire {
-        key: Bytes,
-        mode: RwMode,
-        ttl: Duration,
-        owner: Option<Bytes>,
-        wait: Option<Duration>,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
+pub struct AcquireArgs {
+    pub key: Bytes,
+    pub mode: RwMode,
+    pub ttl: Duration,
+    pub owner: Option<Bytes>,
+    pub wait: Option<Duration>,
+}
+
+impl Keyed for AcquireArgs {
+    fn key(&self) -> &Bytes {
+        &self.key
+    }
 }
 
 impl RwCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            RwCmd::Acquire { key, .. }
-            | RwCmd::Release { key, .. }
-            | RwCmd::Extend { key, .. }
-            | RwCmd::Status { key } => vec![key.clone()],
-        }
-    }
-
     /// The command's name as errors show it.
     pub fn name(&self) -> &'static str {
         match self {
-            RwCmd::Acquire {
+            RwCmd::Acquire(AcquireArgs {
                 mode: RwMode::Read, ..
-            } => "rwlock.read",
-            RwCmd::Acquire { .. } => "rwlock.write",
+            }) => "rwlock.read",
+            RwCmd::Acquire(AcquireArgs { .. }) => "rwlock.write",
             RwCmd::Release { .. } => "rwlock.release",
             RwCmd::Extend { .. } => "rwlock.extend",
             RwCmd::Status { .. } => "rwlock.status",

@@ -4,13 +4,18 @@
 
 use bytes::Bytes;
 
-use super::SemCmd;
-use crate::args::{
-    acquire_options, is, key_only, key_owner, key_owner_ttl, millis, not_an_integer, parse_i64,
-    wrong_args,
-};
+use super::{AcquireArgs, SemCmd};
+use crate::args::{acquire_options, is, millis, not_an_integer, parse_i64, wrong_args};
 use crate::kinds::semaphore::masters::MAX_PERMITS;
+use crate::kinds::{parse_shared, SharedNames};
 use crate::resp::Reply;
+
+/// The release, extend and status commands of this kind.
+const SHARED: SharedNames = SharedNames {
+    release: "sem.release",
+    extend: "sem.extend",
+    status: "sem.status",
+};
 
 /// Classifies a `SEM.*` command; `Ok(None)` when `name` is not one.
 pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
@@ -29,25 +34,16 @@ pub fn parse(name: &[u8], args: &[Bytes]) -> Result<Option<SemCmd>, Reply> {
         };
         let ttl = millis(&args[3], "ttl", "sem.acquire")?;
         let o = acquire_options(&args[4..], "sem.acquire", false)?;
-        return Ok(Some(SemCmd::Acquire {
+        return Ok(Some(SemCmd::Acquire(AcquireArgs {
             key: args[1].clone(),
             permits,
             ttl,
             owner: o.owner,
             wait: o.wait,
-        }));
+        })));
     }
-    if is(name, "SEM.RELEASE") {
-        let (key, owner) = key_owner(args, "sem.release")?;
-        return Ok(Some(SemCmd::Release { key, owner }));
-    }
-    if is(name, "SEM.EXTEND") {
-        let (key, owner, ttl) = key_owner_ttl(args, "sem.extend")?;
-        return Ok(Some(SemCmd::Extend { key, owner, ttl }));
-    }
-    if is(name, "SEM.STATUS") {
-        let key = key_only(args, "sem.status")?;
-        return Ok(Some(SemCmd::Status { key }));
+    if let Some(c) = parse_shared(&SHARED, name, args)? {
+        return Ok(Some(c));
     }
     Ok(None)
 }
@@ -67,13 +63,13 @@ mod tests {
     fn acquire_parses_permits_ttl_and_options() {
         assert_eq!(
             p(&["sem.acquire", "k", "3", "100", "OWNER", "me", "WAIT", "5"]),
-            Ok(Some(SemCmd::Acquire {
+            Ok(Some(SemCmd::Acquire(AcquireArgs {
                 key: Bytes::from_static(b"k"),
                 permits: 3,
                 ttl: Duration::from_millis(100),
                 owner: Some(Bytes::from_static(b"me")),
                 wait: Some(Duration::from_millis(5)),
-            }))
+            })))
         );
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::masters as semaphore;
-use super::SemCmd;
+use super::{AcquireArgs, SemCmd};
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
 use crate::kinds::holders::{HolderGrant, KindAcquire};
 use crate::kinds::replies::{extend_reply, holder_reply, lost_reply, release_reply};
@@ -21,13 +21,13 @@ use crate::response::{int, no_quorum, Response};
 /// Runs one `SEM.*` command.
 pub async fn sem(ctx: &Ctx<'_>, cmd: SemCmd) -> Response {
     match cmd {
-        SemCmd::Acquire {
+        SemCmd::Acquire(AcquireArgs {
             key,
             permits,
             ttl,
             owner,
             wait,
-        } => acquire(ctx, key, permits, ttl, owner, wait).await,
+        }) => acquire(ctx, key, permits, ttl, owner, wait).await,
         SemCmd::Release { key, owner } => release(ctx, key, owner).await,
         SemCmd::Extend { key, owner, ttl } => extend(ctx, key, owner, ttl).await,
         SemCmd::Status { key } => status(ctx, key).await,

@@ -20,41 +20,26 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::kinds::{Keyed, KindCmd};
+
 pub use command::parse;
 pub use exec::sem;
 
 /// A parsed `SEM.*` command.
+pub type SemCmd = KindCmd<AcquireArgs>;
+
+/// The arguments of this kind's acquire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SemCmd {
-    Acquire {
-        key: Bytes,
-        permits: u64,
-        ttl: Duration,
-        owner: Option<Bytes>,
-        wait: Option<Duration>,
-    },
-    Release {
-        key: Bytes,
-        owner: Bytes,
-    },
-    Extend {
-        key: Bytes,
-        owner: Bytes,
-        ttl: Duration,
-    },
-    Status {
-        key: Bytes,
-    },
+pub struct AcquireArgs {
+    pub key: Bytes,
+    pub permits: u64,
+    pub ttl: Duration,
+    pub owner: Option<Bytes>,
+    pub wait: Option<Duration>,
 }
 
-impl SemCmd {
-    /// The keys the command touches, for per-connection ordering.
-    pub fn keys(&self) -> Vec<Bytes> {
-        match self {
-            SemCmd::Acquire { key, .. }
-            | SemCmd::Release { key, .. }
-            | SemCmd::Extend { key, .. }
-            | SemCmd::Status { key } => vec![key.clone()],
-        }
+impl Keyed for AcquireArgs {
+    fn key(&self) -> &Bytes {
+        &self.key
     }
 }
