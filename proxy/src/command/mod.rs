@@ -47,6 +47,22 @@ pub enum Request {
     Sem(SemCmd),
 }
 
+impl Request {
+    /// The client keys the request names: what the ACL's key patterns are
+    /// checked against, and what orders requests on one connection.
+    pub fn keys(&self) -> Vec<Bytes> {
+        match self {
+            Request::Local(_) => Vec::new(),
+            Request::Lock(c) => c.keys(),
+            Request::Reentrant(c) => c.keys(),
+            Request::DropIn(d) => d.keys(),
+            Request::Script(s) => s.keys(),
+            Request::RwLock(c) => c.keys(),
+            Request::Sem(c) => c.keys(),
+        }
+    }
+}
+
 /// Classifies `args` (non-empty). Errors are ready-to-send replies.
 ///
 /// The command's [`registry`] row picks the parser; a name with no row is

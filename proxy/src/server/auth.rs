@@ -120,15 +120,7 @@ pub fn gate(
     args: &[Bytes],
     req: &Request,
 ) -> Result<(), (Reply, bool)> {
-    let keys = match req {
-        Request::Local(_) => Vec::new(),
-        Request::Lock(c) => c.keys(),
-        Request::Reentrant(c) => c.keys(),
-        Request::DropIn(d) => d.keys(),
-        Request::Script(s) => s.keys(),
-        Request::RwLock(c) => c.keys(),
-        Request::Sem(c) => c.keys(),
-    };
+    let keys = req.keys();
     match acl::authorize(&shared.config(), state.user.as_deref(), args, &keys) {
         Ok(()) => Ok(()),
         Err(d) => {

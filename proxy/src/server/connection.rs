@@ -389,39 +389,23 @@ fn dispatch(
     if let Err((reply, close)) = auth::gate(shared, state, &args, &req) {
         return (ready(Response::Reply(reply), proto_before), close);
     }
-    let run = || Runner::new(shared, state);
-    let (keys, fut) = match req {
+    let keys = req.keys();
+    let run = Runner::new(shared, state);
+    let fut = match req {
         Request::Local(Local::Quit) => return (ready(Response::Quit, proto_before), true),
         Request::Local(l) => return answer_local(shared, state, l),
-        Request::Lock(cmd) => (cmd.keys(), {
-            let run = run();
-            async move { kinds::plain::lock(&run.ctx(), cmd).await }.boxed()
-        }),
-        Request::Reentrant(cmd) => (cmd.keys(), {
-            let run = run();
+        Request::Lock(cmd) => async move { kinds::plain::lock(&run.ctx(), cmd).await }.boxed(),
+        Request::Reentrant(cmd) => {
             async move { kinds::reentrant::reentrant(&run.ctx(), cmd).await }.boxed()
-        }),
-        Request::RwLock(cmd) => (cmd.keys(), {
-            let run = run();
-            async move { kinds::rwlock::rwlock(&run.ctx(), cmd).await }.boxed()
-        }),
-        Request::Sem(cmd) => (cmd.keys(), {
-            let run = run();
-            async move { kinds::semaphore::sem(&run.ctx(), cmd).await }.boxed()
-        }),
+        }
+        Request::RwLock(cmd) => async move { kinds::rwlock::rwlock(&run.ctx(), cmd).await }.boxed(),
+        Request::Sem(cmd) => async move { kinds::semaphore::sem(&run.ctx(), cmd).await }.boxed(),
         // BLPOP waits on the catalogued libraries' signal keys.
-        Request::DropIn(DropIn::Blpop { keys, timeout }) => (keys.clone(), {
-            let run = run();
+        Request::DropIn(DropIn::Blpop { keys, timeout }) => {
             async move { compat::blpop(&run.ctx(), keys, timeout).await }.boxed()
-        }),
-        Request::DropIn(cmd) => (cmd.keys(), {
-            let run = run();
-            async move { kinds::plain::dropin(&run.ctx(), cmd).await }.boxed()
-        }),
-        Request::Script(cmd) => (cmd.keys(), {
-            let run = run();
-            async move { compat::script(&run.ctx(), cmd).await }.boxed()
-        }),
+        }
+        Request::DropIn(cmd) => async move { kinds::plain::dropin(&run.ctx(), cmd).await }.boxed(),
+        Request::Script(cmd) => async move { compat::script(&run.ctx(), cmd).await }.boxed(),
     };
     (chain(chains, keys, fut, proto_before), false)
 }
