@@ -36,6 +36,7 @@ use super::state::{ClientEntry, ConnState};
 use super::{auth, compat, local, respond, Shared};
 use crate::command::{self, DropIn, Local, Request};
 use crate::config::Limits;
+use crate::kinds::holds::Holds;
 use crate::kinds::plain::keepalive::KeepAlives;
 use crate::kinds::{self, Ctx};
 use crate::metrics::Limit;
@@ -449,6 +450,7 @@ fn answer_local(shared: &Arc<Shared>, state: &mut ConnState, l: Local) -> (Pendi
 struct Runner {
     shared: Arc<Shared>,
     keepalive: Arc<KeepAlives>,
+    holds: Holds,
     token_attribute: bool,
 }
 
@@ -457,6 +459,11 @@ impl Runner {
         Runner {
             shared: shared.clone(),
             keepalive: state.keepalive.clone(),
+            holds: Holds {
+                conn: state.holds.clone(),
+                user: shared.user_holds(state.user.as_deref()),
+                user_name: Arc::from(state.user.as_deref().unwrap_or("default")),
+            },
             token_attribute: state.token_attribute,
         }
     }
@@ -467,6 +474,7 @@ impl Runner {
             config: self.shared.config(),
             metrics: &self.shared.metrics,
             keepalive: &self.keepalive,
+            holds: &self.holds,
             token_attribute: self.token_attribute,
         }
     }
