@@ -169,8 +169,10 @@ impl Ledger {
     fn extend(&self, ids: &[Id], until: Instant) {
         let mut g = self.lock();
         for id in ids {
+            // The extend set a new expiry on the masters, shorter or
+            // longer: the hold counts until then.
             if let Some(e) = g.held.get_mut(id) {
-                e.until = e.until.max(until);
+                e.until = until;
             }
         }
     }

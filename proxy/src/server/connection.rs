@@ -484,10 +484,14 @@ impl Runner {
 /// keys has finished.
 fn chain(
     chains: &mut HashMap<Bytes, Done>,
-    keys: Vec<Bytes>,
+    mut keys: Vec<Bytes>,
     fut: BoxFuture<'static, Response>,
     proto: Protocol,
 ) -> Pending {
+    // A key named twice (`EXISTS k k`, a script given one key twice) must
+    // not make the request wait for itself.
+    keys.sort_unstable();
+    keys.dedup();
     let (tx, rx) = oneshot::channel::<()>();
     let done = rx.shared();
     let mut before = Vec::new();
