@@ -305,10 +305,10 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(10);
         let s1 = h
             .reserve(HoldKind::Plain, &[b("a")], &b("o"), 2, 10)
-            .unwrap();
+            .expect("within the cap");
         let s2 = h
             .reserve(HoldKind::Plain, &[b("b")], &b("o"), 2, 10)
-            .unwrap();
+            .expect("within the cap");
         // Two in flight: a third is refused before any is granted.
         assert_eq!(
             h.reserve(HoldKind::Plain, &[b("c")], &b("o"), 2, 10).err(),
@@ -318,13 +318,13 @@ mod tests {
         drop(s2); // lost: its place comes back
         let s3 = h
             .reserve(HoldKind::Plain, &[b("c")], &b("o"), 2, 10)
-            .unwrap();
+            .expect("within the cap");
         s3.commit(later, None);
         assert_eq!(h.conn.count(), 2);
         // Holding "a" again takes no new place.
         let again = h
             .reserve(HoldKind::Plain, &[b("a")], &b("o"), 2, 10)
-            .unwrap();
+            .expect("within the cap");
         again.commit(later, None);
         // Another kind on the same name is another hold.
         assert!(h
@@ -340,7 +340,9 @@ mod tests {
         let h = Holds::detached();
         let soon = Instant::now() + Duration::from_millis(150);
         for k in ["a", "b"] {
-            let s = h.reserve(HoldKind::Plain, &[b(k)], &b("o"), 2, 2).unwrap();
+            let s = h
+                .reserve(HoldKind::Plain, &[b(k)], &b("o"), 2, 2)
+                .expect("within the cap");
             s.commit(soon, None);
         }
         assert!(h
@@ -356,7 +358,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let s = h
             .reserve(HoldKind::Plain, &[b("c")], &b("o"), 2, 2)
-            .unwrap();
+            .expect("within the cap");
         s.commit(soon + Duration::from_secs(60), None);
         assert!(h
             .reserve(HoldKind::Plain, &[b("d")], &b("o"), 2, 2)
@@ -379,7 +381,7 @@ mod tests {
         };
         let later = Instant::now() + Duration::from_secs(10);
         a.reserve(HoldKind::Plain, &[b("x")], &b("o"), 5, 1)
-            .unwrap()
+            .expect("within the cap")
             .commit(later, None);
         assert_eq!(
             b2.reserve(HoldKind::Plain, &[b("y")], &b("p"), 5, 1).err(),

@@ -155,10 +155,7 @@ impl Shared {
         if let Some(l) = self.user_holds.get(&key) {
             return l.clone();
         }
-        self.user_holds
-            .entry(key)
-            .or_insert_with(Ledger::new)
-            .clone()
+        self.user_holds.entry(key).or_default().clone()
     }
 
     /// `limits.max_clients` in force, capped by the open-files limit (INFO
