@@ -152,9 +152,16 @@ impl Ledger {
     fn commit(&self, ids: &[Id], reserved: usize, until: Instant, kept: Option<&Arc<KeepAlives>>) {
         let mut g = self.lock();
         g.pending = g.pending.saturating_sub(reserved);
-        for id in ids {
+        for (kind, key, owner) in ids {
+            // Copied: the request's bytes may be a slice of a much larger
+            // read buffer, which a long-lived entry would keep alive.
+            let id = (
+                *kind,
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(owner),
+            );
             g.held.insert(
-                id.clone(),
+                id,
                 Entry {
                     until,
                     kept: kept.map(Arc::downgrade),
