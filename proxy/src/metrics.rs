@@ -150,12 +150,15 @@ pub enum Limit {
     MaxKeyBytes,
     Ttl,
     MaxWait,
+    MaxOwnerBytes,
+    MaxHoldsPerConnection,
+    MaxHoldsPerUser,
 }
 
 // === impl Limit ===
 
 impl Limit {
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 15] = [
         Limit::MaxClients,
         Limit::IdleTimeout,
         Limit::PartialFrameTimeout,
@@ -168,6 +171,9 @@ impl Limit {
         Limit::MaxKeyBytes,
         Limit::Ttl,
         Limit::MaxWait,
+        Limit::MaxOwnerBytes,
+        Limit::MaxHoldsPerConnection,
+        Limit::MaxHoldsPerUser,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +189,9 @@ impl Limit {
             Limit::MaxKeyBytes => "max_key_bytes",
             Limit::Ttl => "ttl",
             Limit::MaxWait => "max_wait",
+            Limit::MaxOwnerBytes => "max_owner_bytes",
+            Limit::MaxHoldsPerConnection => "max_holds_per_connection",
+            Limit::MaxHoldsPerUser => "max_holds_per_user",
         }
     }
 }

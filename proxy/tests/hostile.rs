@@ -330,7 +330,7 @@ async fn a_one_mib_key_is_refused_by_every_command_that_takes_a_key() {
     for (cmd, args) in cases {
         assert_eq!(
             text(&c.cmd(&args).await),
-            format!("-ERR invalid key in '{cmd}' command: longer than 65536 bytes\r\n")
+            format!("-ERR invalid key in '{cmd}' command: longer than 1024 bytes\r\n")
         );
     }
     assert_eq!(gw.metrics().limit_hits(Limit::MaxKeyBytes), before + n);

@@ -28,6 +28,8 @@ pub struct Tuning {
 pub struct GatewaySpec {
     pub clock_offset_ms: i64,
     pub guard_off: bool,
+    /// The eviction guard off: masters whose policy can evict vote.
+    pub eviction_guard_off: bool,
 }
 
 /// A gateway child process.
@@ -71,6 +73,9 @@ impl GatewayProc {
         }
         if spec.guard_off {
             cmd.arg("--unsafe-test-disable-amnesia-guard");
+        }
+        if spec.eviction_guard_off {
+            cmd.arg("--unsafe-test-disable-eviction-guard");
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

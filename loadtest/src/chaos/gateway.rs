@@ -4,8 +4,9 @@
 //!
 //! This is where the suite's **test-only switches** live, on purpose outside
 //! the `lockgate` binary, which has no way to turn them on:
-//! `--unsafe-test-disable-amnesia-guard` (the negative control) and
-//! `--test-clock-offset-ms` (gateway clock skew). Both print a loud warning.
+//! `--unsafe-test-disable-amnesia-guard` and
+//! `--unsafe-test-disable-eviction-guard` (the negative controls) and
+//! `--test-clock-offset-ms` (gateway clock skew). Each prints a loud warning.
 //! The process prints `READY <addr> <admin addr>` once a quorum of masters
 //! is ready (the admin listener serves `/metrics`, so the runner reads the
 //! gateway's own counters, as an operator would) and
@@ -38,6 +39,9 @@ pub struct GatewayArgs {
     /// TEST ONLY, UNSAFE: re-seed amnesiac masters at once with floor 0.
     #[arg(long)]
     pub unsafe_test_disable_amnesia_guard: bool,
+    /// TEST ONLY, UNSAFE: masters whose policy can evict keys still vote.
+    #[arg(long)]
+    pub unsafe_test_disable_eviction_guard: bool,
 }
 
 /// The configuration every chaos gateway runs with: short TTL bounds so a
@@ -76,6 +80,12 @@ pub async fn serve(a: GatewayArgs) -> anyhow::Result<()> {
              restarted empty are re-seeded at once with floor 0. Fencing tokens are NOT safe."
         );
     }
+    if a.unsafe_test_disable_eviction_guard {
+        eprintln!(
+            "WARNING: TEST ONLY: the eviction guard of this chaos gateway is OFF; masters whose \
+             maxmemory-policy can evict fence registers vote. Fencing tokens are NOT safe."
+        );
+    }
     if a.test_clock_offset_ms != 0 {
         eprintln!(
             "WARNING: TEST ONLY: this chaos gateway's wall clock is shifted by {} ms",
@@ -89,6 +99,11 @@ pub async fn serve(a: GatewayArgs) -> anyhow::Result<()> {
         .set_clock_offset_us(a.test_clock_offset_ms.saturating_mul(1_000));
     if a.unsafe_test_disable_amnesia_guard {
         gw.engine().set_amnesia_guard(false);
+    }
+    if a.unsafe_test_disable_eviction_guard {
+        for m in gw.engine().masters() {
+            m.set_eviction_guard(false);
+        }
     }
     anyhow::ensure!(
         gw.wait_ready(Duration::from_secs(15)).await,

@@ -64,7 +64,8 @@ pub enum Class {
     Safety,
     /// A timing fault: mutual exclusion may break, fencing must hold.
     Timing,
-    /// The amnesia guard is off: the checker must report violations.
+    /// A guard is off (amnesia or eviction): the checker must report
+    /// violations.
     Negative,
 }
 

@@ -49,6 +49,8 @@ pub fn all() -> Vec<Scenario> {
         ("kinds-master-kill-empty", |p| {
             Box::pin(kinds_fault(p, KindsFault::KillEmpty))
         }),
+        ("master-evicts", |p| Box::pin(eviction(p, true))),
+        ("master-evicts-guard-off", |p| Box::pin(eviction(p, false))),
     ]
 }
 
@@ -306,10 +308,12 @@ async fn amnesia(p: Profile, mode: Amnesia) -> anyhow::Result<Row> {
     let a_spec = GatewaySpec {
         guard_off,
         clock_offset_ms: 0,
+        ..GatewaySpec::default()
     };
     let b_spec = GatewaySpec {
         guard_off,
         clock_offset_ms: -600_000,
+        ..GatewaySpec::default()
     };
     let mut cx = Ctx::new(3, mode == Amnesia::Aof, &[a_spec, b_spec], 4).await?;
     // Load on other keys through the whole scenario: the system is never idle.
@@ -787,10 +791,12 @@ async fn gateway_clock_skew(p: Profile) -> anyhow::Result<Row> {
         GatewaySpec {
             clock_offset_ms: SKEW_MS,
             guard_off: false,
+            ..GatewaySpec::default()
         },
         GatewaySpec {
             clock_offset_ms: -SKEW_MS,
             guard_off: false,
+            ..GatewaySpec::default()
         },
     ];
     let mut cx = Ctx::new(3, false, &specs, 4).await?;
@@ -1215,4 +1221,277 @@ async fn kinds_fault(p: Profile, fault: KindsFault) -> anyhow::Result<Row> {
         KindsFault::Latency => "kinds-master-latency",
     };
     cx.finish(name, Class::Safety).await
+}
+
+/// Whether master key `name` belongs to one of lock keys `0..keys` of run
+/// `run` (its lock key, fence register or any structure beside it),
+/// whatever the gateway's key layout: the client key appears verbatim,
+/// followed by something other than a digit.
+fn of_scenario_keys(name: &str, run: u64, keys: u64) -> bool {
+    (0..keys).any(|k| {
+        let needle = format!("chaos:{run}:{k}");
+        name.match_indices(&needle).any(|(i, _)| {
+            !name[i + needle.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+/// The keys of master `addr`, and its `used_memory` and `evicted_keys`.
+async fn master_keys(addr: &str) -> anyhow::Result<(Vec<String>, i64, i64)> {
+    let mut c = redis::Client::open(format!("redis://{addr}/"))?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut c).await?;
+    let info: String = redis::cmd("INFO").query_async(&mut c).await?;
+    let field = |f: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(f))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((keys, field("used_memory:"), field("evicted_keys:")))
+}
+
+/// `TOUCH`es every key of master `addr` but the junk and the scenario's
+/// locks, so that those are the idlest. The metadata record is read with
+/// `EXISTS`, which leaves its LRU clock alone: untouched, it is the first
+/// key `allkeys-lru` evicts, the amnesia guard then takes the master out,
+/// and the negative control would show nothing of the eviction guard.
+async fn keep_warm(addr: &str, run: u64, keys: u64) -> anyhow::Result<()> {
+    let (all, _, _) = master_keys(addr).await?;
+    let warm: Vec<&String> = all
+        .iter()
+        .filter(|k| !k.starts_with("junk:") && !of_scenario_keys(k, run, keys))
+        .collect();
+    if warm.is_empty() {
+        return Ok(());
+    }
+    let mut c = redis::Client::open(format!("redis://{addr}/"))?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("TOUCH")
+        .arg(&warm)
+        .query_async::<i64>(&mut c)
+        .await?;
+    Ok(())
+}
+
+/// Junk the way a cache sharing the master would write it: `n` values of
+/// `size` bytes under `junk:{from}..`.
+async fn write_junk(addr: &str, from: u64, n: u64, size: usize) -> anyhow::Result<()> {
+    let mut c = redis::Client::open(format!("redis://{addr}/"))?
+        .get_multiplexed_async_connection()
+        .await?;
+    let value = vec![b'j'; size];
+    let mut pipe = redis::pipe();
+    for i in from..from + n {
+        pipe.cmd("SET")
+            .arg(format!("junk:{i}"))
+            .arg(&value)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut c).await?;
+    Ok(())
+}
+
+/// Master 1 runs `maxmemory-policy allkeys-lru` with a small `maxmemory`
+/// (set at runtime, then its links reset, so each gateway reads the policy
+/// as it reconnects), and junk written beside the locks makes it evict
+/// them. As in `master-kill-empty`, master 2 first falls behind (cut while
+/// gateway A locks), then master 1 evicts the fence registers of the
+/// scenario's keys, and gateway B, whose clock lags 10 minutes, proposes
+/// low tokens on {1, 2}.
+///
+/// With the eviction guard on, master 1 never votes: no grant while master
+/// 2 is cut (master 0 alone is no quorum), and zero token violations. The
+/// negative control (`--unsafe-test-disable-eviction-guard`, amnesia guard
+/// on) lets it vote: grants go on during the cut, and B's low tokens pass
+/// on the evicted registers.
+async fn eviction(p: Profile, guard: bool) -> anyhow::Result<Row> {
+    const KEYS: u64 = 4;
+    let ph = phases(p);
+    let a_spec = GatewaySpec {
+        eviction_guard_off: !guard,
+        ..GatewaySpec::default()
+    };
+    let b_spec = GatewaySpec {
+        clock_offset_ms: -600_000,
+        eviction_guard_off: !guard,
+        ..GatewaySpec::default()
+    };
+    let mut cx = Ctx::new(3, false, &[a_spec, b_spec], KEYS).await?;
+    let run = cx.opts.run;
+    let m1 = cx.env.masters[1].address();
+    let (_, used, _) = master_keys(&m1).await?;
+    // Room for the locks and a little more: junk past it is evicted.
+    let budget: i64 = 2 * 1024 * 1024;
+    {
+        let mut c = redis::Client::open(format!("redis://{m1}/"))?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg("allkeys-lru")
+            .query_async::<()>(&mut c)
+            .await?;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(used + budget)
+            .query_async::<()>(&mut c)
+            .await?;
+    }
+    for r in cx.env.relays_to(1) {
+        r.reset();
+    }
+    let want = if guard { "evicting" } else { "up" };
+    let seen = Instant::now();
+    let mut both = false;
+    while seen.elapsed() < Duration::from_secs(5) {
+        both = cx.env.master_is(0, 1, want).await && cx.env.master_is(1, 1, want).await;
+        if both {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    cx.check(
+        format!(
+            "both gateways read master 1's allkeys-lru on reconnect and show it {want:?} \
+             (took {} ms)",
+            seen.elapsed().as_millis()
+        ),
+        both,
+    );
+    let background = LoadOpts {
+        key_base: 1_000,
+        keys: 16,
+        ..cx.opts.clone()
+    };
+    cx.load_with(&[0], ph.workers / 2, background);
+    let a = cx.load(&[0], ph.workers);
+    let b = cx.load(&[1], ph.workers / 2);
+    sleep(ph.pre).await;
+    cx.stop(a).await;
+    sleep(Duration::from_millis(300)).await;
+    cx.stop(b).await;
+    for r in cx.env.relays_to(2) {
+        r.cut();
+    }
+    let cut = Instant::now();
+    let a = cx.load(&[0], ph.workers);
+    sleep(ph.fault / 2).await;
+    cx.stop(a).await;
+    let voted = cx
+        .rec
+        .last_grant()
+        .is_some_and(|g| g > cut + Duration::from_millis(300));
+    if guard {
+        cx.check(
+            "no grant while master 2 is cut: master 1 (evicting) never votes, master 0 alone \
+             is no quorum",
+            !voted,
+        );
+    } else {
+        cx.check(
+            "grants go on while master 2 is cut: master 1 votes although it evicts",
+            voted,
+        );
+    }
+    // Evict the scenario keys' registers on master 1, least recently used
+    // first: let them (and the first junk) age past Redis's 1 s LRU clock,
+    // so the metadata record, read by every script, is never the idlest.
+    sleep(Duration::from_millis(1_100)).await;
+    let (before, _, evicted0) = master_keys(&m1).await?;
+    let old: Vec<String> = before
+        .into_iter()
+        .filter(|k| of_scenario_keys(k, run, KEYS))
+        .collect();
+    let size = 1024;
+    let fill = u64::try_from(budget).unwrap_or(0) / 1024 * 9 / 10;
+    write_junk(&m1, 0, fill, size).await?;
+    sleep(Duration::from_millis(1_100)).await;
+    let mut next = fill;
+    let mut left = old.len();
+    while next < fill * 4 {
+        keep_warm(&m1, run, KEYS).await?;
+        write_junk(&m1, next, 128, size).await?;
+        next += 128;
+        let (now, _, _) = master_keys(&m1).await?;
+        left = old.iter().filter(|k| now.contains(k)).count();
+        if left == 0 {
+            break;
+        }
+    }
+    let (_, _, evicted1) = master_keys(&m1).await?;
+    cx.notes.push(format!(
+        "Master 1: maxmemory {} bytes over its start, allkeys-lru; {} junk keys of 1 KiB \
+         written beside the locks, {} keys evicted, {} of the {} keys of the scenario's locks \
+         left.",
+        budget,
+        next,
+        evicted1 - evicted0,
+        left,
+        old.len()
+    ));
+    if !guard {
+        cx.notes.push(
+            "Eviction guard OFF (test-only switch `--unsafe-test-disable-eviction-guard`); the \
+             amnesia guard is on."
+                .into(),
+        );
+    }
+    if old.is_empty() {
+        // With the guard on, master 1 never took a write of these locks.
+        cx.check(
+            format!(
+                "master 1 evicted keys ({}) and holds no key of the scenario's locks",
+                evicted1 - evicted0
+            ),
+            evicted1 > evicted0,
+        );
+    } else {
+        cx.check(
+            format!(
+                "master 1 evicted keys ({}), {} of the {} keys of the scenario's locks \
+                 (fence registers) among them",
+                evicted1 - evicted0,
+                old.len() - left,
+                old.len()
+            ),
+            evicted1 > evicted0 && left < old.len(),
+        );
+    }
+    for r in cx.env.relays_to(2) {
+        r.heal();
+    }
+    let healed = Instant::now();
+    while healed.elapsed() < Duration::from_secs(5)
+        && !(cx.env.master_is(0, 2, "up").await && cx.env.master_is(1, 2, "up").await)
+    {
+        sleep(Duration::from_millis(20)).await;
+    }
+    cx.recover = Some(healed.elapsed());
+    // B first (its low proposals meet master 1's evicted registers), then A.
+    cx.load(&[1], ph.workers / 2);
+    sleep(Duration::from_millis(300)).await;
+    cx.load(&[0], ph.workers);
+    sleep(ph.post).await;
+    if guard {
+        let still =
+            cx.env.master_is(0, 1, "evicting").await && cx.env.master_is(1, 1, "evicting").await;
+        cx.check(
+            "master 1 is still evicting, and without a vote, at the end",
+            still,
+        );
+    }
+    let (name, class) = if guard {
+        ("master-evicts", Class::Safety)
+    } else {
+        ("master-evicts-guard-off", Class::Negative)
+    };
+    cx.finish(name, class).await
 }

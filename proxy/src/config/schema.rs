@@ -169,6 +169,14 @@ pub struct Limits {
     pub max_pipeline: usize,
     /// Longest lock key, in bytes.
     pub max_key_bytes: usize,
+    /// Longest owner value (`OWNER`, the value of `SET NX`, a lock script's
+    /// owner argument), in bytes.
+    pub max_owner_bytes: usize,
+    /// Most holds one connection may have at once on this gateway.
+    pub max_holds_per_connection: usize,
+    /// Most holds one user may have at once on this gateway, over all its
+    /// connections.
+    pub max_holds_per_user: usize,
     /// A connection with nothing in flight, nothing buffered and no byte
     /// received for this long is closed; `None` (0 in the file) never.
     #[serde(rename = "idle_timeout_ms", with = "fields::millis_or_off")]
@@ -196,7 +204,26 @@ impl Default for Limits {
             max_inline_bytes: 64 * 1024,
             max_clients: 10_000,
             max_pipeline: 1024,
-            max_key_bytes: 64 * 1024,
+            // Lock names are short: the libraries' own prefixes
+            // (`lock:`, `redlock:`, `redisson_lock__channel:{..}`) plus a
+            // job id, a path or a resource name. 1 KiB is ten times a long
+            // URL path, and bounds what one name costs every master (the
+            // lock key, and the register kept beside it).
+            max_key_bytes: 1024,
+            // What the libraries send: redis-py a 32-hex uuid1, pottery a
+            // 36-char uuid4, node-redlock 32 hex, redsync and
+            // python-redis-lock 24 base64 chars, rslock 20 raw bytes,
+            // Redisson `<uuid>:<threadId>` (at most 57), the gateway's own
+            // 40 hex. 256 is four times the longest.
+            max_owner_bytes: 256,
+            // A connection holds a handful of locks; a multiplexed one
+            // (ioredis, a shared pool) one per job in flight. Ten thousand
+            // is far past either, and bounds what one connection can pin
+            // on every master.
+            max_holds_per_connection: 10_000,
+            // Ten connections at their cap; at the size limits a hold costs
+            // each master about 1.5 KB, so one user pins at most ~150 MB.
+            max_holds_per_user: 100_000,
             // Off, as in Redis (`timeout 0`): pooled lock clients sit idle
             // between operations and several libraries do not reconnect when
             // the server closes; max_clients bounds what idle clients cost,
@@ -224,6 +251,9 @@ impl Limits {
         ("limits.max_clients", Reload::LiveAs("limits")),
         ("limits.max_pipeline", Reload::LiveAs("limits")),
         ("limits.max_key_bytes", Reload::LiveAs("limits")),
+        ("limits.max_owner_bytes", Reload::LiveAs("limits")),
+        ("limits.max_holds_per_connection", Reload::LiveAs("limits")),
+        ("limits.max_holds_per_user", Reload::LiveAs("limits")),
         ("limits.idle_timeout_ms", Reload::LiveAs("limits")),
         ("limits.partial_frame_timeout_ms", Reload::LiveAs("limits")),
         ("limits.max_output_buffer_bytes", Reload::LiveAs("limits")),

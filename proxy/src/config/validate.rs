@@ -211,6 +211,12 @@ impl Config {
             ("limits.max_clients", lim.max_clients),
             ("limits.max_pipeline", lim.max_pipeline),
             ("limits.max_key_bytes", lim.max_key_bytes),
+            ("limits.max_owner_bytes", lim.max_owner_bytes),
+            (
+                "limits.max_holds_per_connection",
+                lim.max_holds_per_connection,
+            ),
+            ("limits.max_holds_per_user", lim.max_holds_per_user),
             (
                 "limits.max_output_buffer_bytes",
                 lim.max_output_buffer_bytes,

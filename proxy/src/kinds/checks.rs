@@ -1,10 +1,16 @@
 //! The bounds every kind checks a command against before it reaches the
-//! engine: key length (`limits.max_key_bytes`), TTL within `[min_ttl,
-//! max_ttl]`, and WAIT at most `max_wait`. Each refusal counts its limit
-//! hit here, once, so no path can check a bound and forget to count it.
+//! engine: key length (`limits.max_key_bytes`), owner length
+//! (`limits.max_owner_bytes`), TTL within `[min_ttl, max_ttl]`, WAIT at
+//! most `max_wait`, and the holds one connection and one user may have at
+//! once (`limits.max_holds_per_connection`, `limits.max_holds_per_user`,
+//! counted in [`super::holds`]). Each refusal counts its limit hit here,
+//! once, so no path can check a bound and forget to count it.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use super::holds::{HoldKind, Refused, Slot};
 use super::Ctx;
 use crate::metrics::{Limit, Op, Outcome};
 use crate::resp::Reply;
@@ -34,6 +40,57 @@ pub fn check_key(ctx: &Ctx<'_>, cmd: &str, key: &[u8]) -> Result<(), Reply> {
         )));
     }
     Ok(())
+}
+
+/// Checks an owner value (`OWNER`, `SET`'s value, a lock script's owner
+/// argument) against `limits.max_owner_bytes` (counted when refused). Every
+/// path that stores or compares an owner goes through here.
+pub fn check_owner(ctx: &Ctx<'_>, cmd: &str, owner: &[u8]) -> Result<(), Reply> {
+    let max = ctx.config.limits.max_owner_bytes;
+    if owner.len() > max {
+        ctx.metrics.limit_hit(Limit::MaxOwnerBytes);
+        return Err(Reply::error(format!(
+            "ERR {cmd}: owner is {} bytes, limit is {max} (limits.max_owner_bytes)",
+            owner.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reserves the places an acquire of `keys` by `owner` takes in its
+/// connection's and its user's holds, refusing it (counted) past
+/// `limits.max_holds_per_connection` or `limits.max_holds_per_user`. The
+/// caller commits the [`Slot`] on a grant; dropped, it gives the places
+/// back.
+pub fn reserve_hold(
+    ctx: &Ctx<'_>,
+    cmd: &str,
+    kind: HoldKind,
+    keys: &[Bytes],
+    owner: &Bytes,
+) -> Result<Slot, Reply> {
+    let lim = &ctx.config.limits;
+    let per_conn = lim.max_holds_per_connection;
+    let per_user = lim.max_holds_per_user;
+    match ctx.holds.reserve(kind, keys, owner, per_conn, per_user) {
+        Ok(slot) => Ok(slot),
+        Err(Refused::Connection(full)) => {
+            ctx.metrics.limit_hit(Limit::MaxHoldsPerConnection);
+            Err(Reply::error(format!(
+                "ERR {cmd}: this connection holds {} locks, limit is {} \
+                 (limits.max_holds_per_connection)",
+                full.held, full.cap
+            )))
+        }
+        Err(Refused::User(full)) => {
+            ctx.metrics.limit_hit(Limit::MaxHoldsPerUser);
+            Err(Reply::error(format!(
+                "ERR {cmd}: user '{}' holds {} locks, limit is {} \
+                 (limits.max_holds_per_user)",
+                ctx.holds.user_name, full.held, full.cap
+            )))
+        }
+    }
 }
 
 /// Holds `wait` to `lock.max_wait`: `Err(max_wait)` when it is longer,

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::command::ScriptCmd;
 use crate::compat::{Action, Catalogue, Code, Entry, LockKeys, TtlUnit, Word};
-use crate::kinds::checks::{bound_wait, check_key, check_ttl};
-use crate::kinds::plain::exec::PlainGrant;
+use crate::kinds::checks::{bound_wait, check_key, check_owner, check_ttl, reserve_hold};
+use crate::kinds::holds::HoldKind;
+use crate::kinds::plain::exec::{extend_holds, forget_unless_no_quorum, PlainGrant};
 use crate::kinds::plain::masters as plain;
 use crate::kinds::Ctx;
 use crate::lock::{AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
@@ -96,6 +97,7 @@ fn call(ctx: &Ctx<'_>, entry: &Entry, keys: Vec<Bytes>, args: &[Bytes]) -> Resul
     let Some(owner) = arg(entry.owner_arg).cloned() else {
         return Err(err(entry, "missing the owner argument"));
     };
+    check_owner(ctx, &name, &owner)?;
     let ttl = match entry.ttl_arg {
         None => None,
         Some(_) => {
@@ -154,7 +156,15 @@ async fn run(ctx: &Ctx<'_>, entry: &'static Entry, keys: Vec<Bytes>, args: Vec<B
     let ttl = c.ttl.unwrap_or(ctx.config.lock.max_ttl);
     let plain = |r: Reply| Response::Reply(r);
     let acquire = |c: Call| async move {
-        match plain::acquire(engine, &c.keys, &c.owner, ttl).await {
+        let slot = match reserve_hold(ctx, &entry.name(), HoldKind::Plain, &c.keys, &c.owner) {
+            Ok(s) => s,
+            Err(r) => return plain(r),
+        };
+        let outcome = plain::acquire(engine, &c.keys, &c.owner, ttl).await;
+        if let AcquireOutcome::Granted(grant) = &outcome {
+            slot.commit(grant.valid_until, None);
+        }
+        match outcome {
             AcquireOutcome::Granted(grant) => Response::grant(PlainGrant {
                 grant,
                 keys: c.keys,
@@ -170,21 +180,29 @@ async fn run(ctx: &Ctx<'_>, entry: &'static Entry, keys: Vec<Bytes>, args: Vec<B
     };
     match entry.action {
         Action::Acquire => acquire(c).await,
-        Action::Release => match plain::release(engine, &c.keys, &c.owner).await {
-            ReleaseOutcome::Released => plain(code(reply.ok, n, None)),
-            ReleaseOutcome::NotHeld { .. } => match reply.missing {
-                None => plain(code(reply.not_held, n, None)),
-                // The library tells "held by another" from "held by nobody".
-                Some(missing) => match plain::status(engine, &c.keys[0]).await {
-                    StatusOutcome::Free => plain(code(missing, n, None)),
-                    StatusOutcome::Held { .. } => plain(code(reply.not_held, n, None)),
-                    StatusOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
+        Action::Release => {
+            let out = plain::release(engine, &c.keys, &c.owner).await;
+            forget_unless_no_quorum(ctx, &c.keys, &c.owner, &out);
+            match out {
+                ReleaseOutcome::Released => plain(code(reply.ok, n, None)),
+                ReleaseOutcome::NotHeld { .. } => match reply.missing {
+                    None => plain(code(reply.not_held, n, None)),
+                    // The library tells "held by another" from "held by nobody".
+                    Some(missing) => match plain::status(engine, &c.keys[0]).await {
+                        StatusOutcome::Free => plain(code(missing, n, None)),
+                        StatusOutcome::Held { .. } => plain(code(reply.not_held, n, None)),
+                        StatusOutcome::NoQuorum { voted, needed } => {
+                            plain(no_quorum(voted, needed))
+                        }
+                    },
                 },
-            },
-            ReleaseOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
-        },
+                ReleaseOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
+            }
+        }
         Action::Extend | Action::ExtendOrAcquire => {
-            match plain::extend(engine, &c.keys, &c.owner, ttl, c.add).await {
+            let out = plain::extend(engine, &c.keys, &c.owner, ttl, c.add).await;
+            extend_holds(ctx, HoldKind::Plain, &c.keys, &c.owner, &out);
+            match out {
                 ExtendOutcome::Extended { validity } => plain(code(reply.ok, n, Some(validity))),
                 ExtendOutcome::NotHeld if entry.action == Action::ExtendOrAcquire => {
                     acquire(c).await

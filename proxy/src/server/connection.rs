@@ -36,6 +36,7 @@ use super::state::{ClientEntry, ConnState};
 use super::{auth, compat, local, respond, Shared};
 use crate::command::{self, DropIn, Local, Request};
 use crate::config::Limits;
+use crate::kinds::holds::Holds;
 use crate::kinds::plain::keepalive::KeepAlives;
 use crate::kinds::{self, Ctx};
 use crate::metrics::Limit;
@@ -433,6 +434,7 @@ fn answer_local(shared: &Arc<Shared>, state: &mut ConnState, l: Local) -> (Pendi
 struct Runner {
     shared: Arc<Shared>,
     keepalive: Arc<KeepAlives>,
+    holds: Holds,
     token_attribute: bool,
 }
 
@@ -441,6 +443,11 @@ impl Runner {
         Runner {
             shared: shared.clone(),
             keepalive: state.keepalive.clone(),
+            holds: Holds {
+                conn: state.holds.clone(),
+                user: shared.user_holds(state.user.as_deref()),
+                user_name: Arc::from(state.user.as_deref().unwrap_or("default")),
+            },
             token_attribute: state.token_attribute,
         }
     }
@@ -451,6 +458,7 @@ impl Runner {
             config: self.shared.config(),
             metrics: &self.shared.metrics,
             keepalive: &self.keepalive,
+            holds: &self.holds,
             token_attribute: self.token_attribute,
         }
     }
@@ -460,10 +468,14 @@ impl Runner {
 /// keys has finished.
 fn chain(
     chains: &mut HashMap<Bytes, Done>,
-    keys: Vec<Bytes>,
+    mut keys: Vec<Bytes>,
     fut: BoxFuture<'static, Response>,
     proto: Protocol,
 ) -> Pending {
+    // A key named twice (`EXISTS k k`, a script given one key twice) must
+    // not make the request wait for itself.
+    keys.sort_unstable();
+    keys.dedup();
     let (tx, rx) = oneshot::channel::<()>();
     let done = rx.shared();
     let mut before = Vec::new();

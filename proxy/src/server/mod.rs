@@ -52,6 +52,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, ConfigError, MasterConfig};
+use crate::kinds::holds::Ledger;
 use crate::lock::{recovery, Engine};
 use crate::master::{Master, MasterSet, MasterTlsClient};
 use crate::metrics::{Limit, Metrics};
@@ -94,6 +95,10 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub metrics: Metrics,
     pub clients: DashMap<u64, Arc<ClientEntry>>,
+    /// What each user holds over all its connections, against
+    /// `limits.max_holds_per_user`; `None` is the default user. Keyed by
+    /// configured user names only, so it stays as small as the user list.
+    user_holds: DashMap<Option<String>, Arc<Ledger>>,
     pub started: Instant,
     pub local_addr: SocketAddr,
     /// The most clients the open-files limit leaves room for; the
@@ -133,6 +138,7 @@ impl Shared {
             other_counter: metrics.command("other"),
             metrics,
             clients: DashMap::new(),
+            user_holds: DashMap::new(),
             started: Instant::now(),
             local_addr,
             fd_room,
@@ -140,6 +146,16 @@ impl Shared {
             commands_processed: AtomicU64::new(0),
             command_counters,
         }
+    }
+
+    /// The holds ledger of `user` (`None`: the default user), shared by
+    /// all its connections.
+    pub fn user_holds(&self, user: Option<&str>) -> Arc<Ledger> {
+        let key = user.map(str::to_owned);
+        if let Some(l) = self.user_holds.get(&key) {
+            return l.clone();
+        }
+        self.user_holds.entry(key).or_default().clone()
     }
 
     /// `limits.max_clients` in force, capped by the open-files limit (INFO

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::kinds::holds::Ledger;
 use crate::kinds::plain::keepalive::KeepAlives;
 use crate::resp::Protocol;
 
@@ -55,6 +56,8 @@ pub struct ConnState {
     pub entry: Arc<ClientEntry>,
     /// Locks this connection keeps alive; dropped (and released) with it.
     pub keepalive: Arc<KeepAlives>,
+    /// What this connection holds, against `limits.max_holds_per_connection`.
+    pub holds: Arc<Ledger>,
 }
 
 /// What a failed AUTH attempt costs the connection; [`super::auth::penalty`]
@@ -99,6 +102,7 @@ impl ConnState {
             token_attribute: false,
             entry,
             keepalive,
+            holds: Ledger::new(),
         }
     }
 }

@@ -12,11 +12,14 @@ use bytes::Bytes;
 use super::keepalive::KeepAlives;
 use super::masters as plain;
 use super::{AcquireArgs, LockCmd};
-use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
+use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
+use crate::kinds::holds::HoldKind;
 use crate::kinds::plain::DropIn;
 use crate::kinds::replies::{extend_reply, release_reply};
 use crate::kinds::Ctx;
-use crate::lock::{AcquireOutcome, Engine, Grant, Owner, StatusOutcome};
+use crate::lock::{
+    AcquireOutcome, Engine, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
+};
 use crate::metrics::Op;
 use crate::resp::Reply;
 use crate::response::{int, ms_reply, no_quorum, GrantShape, Response, Unreported};
@@ -47,6 +50,7 @@ async fn acquire(
 ) -> Response {
     let name = "lock.acquire";
     if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| owner.as_ref().map_or(Ok(()), |o| check_owner(ctx, name, o)))
         .and_then(|_| check_ttl(ctx, name, ttl))
         .and_then(|_| check_wait(ctx, name, wait))
     {
@@ -55,10 +59,17 @@ async fn acquire(
     let engine = ctx.engine;
     let owner = owner.unwrap_or_else(|| Owner::random().0);
     let keys = vec![key];
+    let slot = match reserve_hold(ctx, name, HoldKind::Plain, &keys, &owner) {
+        Ok(s) => s,
+        Err(r) => return rejected(ctx, Op::Acquire, r),
+    };
     let outcome = match wait {
         Some(w) if !w.is_zero() => plain::acquire_wait(engine, &keys, &owner, ttl, w).await,
         _ => plain::acquire(engine, &keys, &owner, ttl).await,
     };
+    if let AcquireOutcome::Granted(grant) = &outcome {
+        slot.commit(grant.valid_until, keepalive.then_some(ctx.keepalive));
+    }
     match outcome {
         AcquireOutcome::Granted(grant) if keepalive => Response::grant(KeptGrant {
             grant,
@@ -79,25 +90,52 @@ async fn acquire(
 }
 
 async fn release(ctx: &Ctx<'_>, key: Bytes, owner: Bytes) -> Response {
-    if let Err(r) = check_key(ctx, "lock.release", &key) {
+    let name = "lock.release";
+    if let Err(r) = check_key(ctx, name, &key).and_then(|_| check_owner(ctx, name, &owner)) {
         return rejected(ctx, Op::Release, r);
     }
     // Renewal stops first, so it cannot race the release.
     ctx.keepalive.stop(&key, &owner);
-    Response::Reply(release_reply(
-        plain::release(ctx.engine, &[key], &owner).await,
-    ))
+    let keys = [key];
+    let out = plain::release(ctx.engine, &keys, &owner).await;
+    forget_unless_no_quorum(ctx, &keys, &owner, &out);
+    Response::Reply(release_reply(out))
+}
+
+/// A release that reached a quorum (released, or not held at all) ends the
+/// holds it names.
+pub fn forget_unless_no_quorum(ctx: &Ctx<'_>, keys: &[Bytes], owner: &Bytes, out: &ReleaseOutcome) {
+    if !matches!(out, ReleaseOutcome::NoQuorum { .. }) {
+        ctx.holds.forget(HoldKind::Plain, keys, owner);
+    }
+}
+
+/// An extend that reached a quorum moves the holds' deadline.
+pub fn extend_holds(
+    ctx: &Ctx<'_>,
+    kind: HoldKind,
+    keys: &[Bytes],
+    owner: &Bytes,
+    out: &ExtendOutcome,
+) {
+    if let ExtendOutcome::Extended { validity } = out {
+        ctx.holds
+            .extend(kind, keys, owner, tokio::time::Instant::now() + *validity);
+    }
 }
 
 async fn extend(ctx: &Ctx<'_>, key: Bytes, owner: Bytes, ttl: Duration) -> Response {
-    if let Err(r) =
-        check_key(ctx, "lock.extend", &key).and_then(|_| check_ttl(ctx, "lock.extend", ttl))
+    let name = "lock.extend";
+    if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| check_owner(ctx, name, &owner))
+        .and_then(|_| check_ttl(ctx, name, ttl))
     {
         return rejected(ctx, Op::Extend, r);
     }
-    Response::Reply(extend_reply(
-        plain::extend(ctx.engine, &[key], &owner, ttl, false).await,
-    ))
+    let keys = [key];
+    let out = plain::extend(ctx.engine, &keys, &owner, ttl, false).await;
+    extend_holds(ctx, HoldKind::Plain, &keys, &owner, &out);
+    Response::Reply(extend_reply(out))
 }
 
 async fn status(ctx: &Ctx<'_>, key: Bytes) -> Response {
@@ -156,11 +194,22 @@ async fn set_nx(ctx: &Ctx<'_>, key: Bytes, value: Bytes, ttl: Option<Duration>) 
             return rejected(ctx, Op::Acquire, r);
         }
     };
-    if let Err(r) = check_key(ctx, "set", &key).and_then(|_| check_ttl(ctx, "set", ttl)) {
+    if let Err(r) = check_key(ctx, "set", &key)
+        .and_then(|_| check_owner(ctx, "set", &value))
+        .and_then(|_| check_ttl(ctx, "set", ttl))
+    {
         return rejected(ctx, Op::Acquire, r);
     }
     let keys = vec![key];
-    match plain::acquire(ctx.engine, &keys, &value, ttl).await {
+    let slot = match reserve_hold(ctx, "set", HoldKind::Plain, &keys, &value) {
+        Ok(s) => s,
+        Err(r) => return rejected(ctx, Op::Acquire, r),
+    };
+    let outcome = plain::acquire(ctx.engine, &keys, &value, ttl).await;
+    if let AcquireOutcome::Granted(grant) = &outcome {
+        slot.commit(grant.valid_until, None);
+    }
+    match outcome {
         AcquireOutcome::Granted(grant) => Response::grant(PlainGrant {
             grant,
             keys,

@@ -142,6 +142,11 @@ impl KeepAlives {
         self.lock().keys().any(|(k, _)| &k[..] == key)
     }
 
+    /// Whether this connection keeps `key` alive for `owner`.
+    pub fn holds(&self, key: &Bytes, owner: &Bytes) -> bool {
+        self.lock().contains_key(&(key.clone(), owner.clone()))
+    }
+
     /// Holds being renewed.
     pub fn len(&self) -> usize {
         self.lock().len()

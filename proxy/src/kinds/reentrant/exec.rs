@@ -10,7 +10,9 @@ use super::masters::{
     self as reentrant, ReentrantAcquire, ReentrantGrant, ReentrantRelease, ReentrantStatus,
 };
 use super::{AcquireArgs, ReentrantCmd};
-use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
+use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
+use crate::kinds::holds::HoldKind;
+use crate::kinds::plain::exec::extend_holds;
 use crate::kinds::replies::extend_reply;
 use crate::kinds::Ctx;
 use crate::lock::{Engine, Grant};
@@ -42,16 +44,30 @@ async fn acquire(
 ) -> Response {
     let name = "rlock.acquire";
     if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| check_owner(ctx, name, &owner))
         .and_then(|_| check_ttl(ctx, name, ttl))
         .and_then(|_| check_wait(ctx, name, wait))
     {
         return rejected(ctx, Op::ReentrantAcquire, r);
     }
     let engine = ctx.engine;
+    let slot = match reserve_hold(
+        ctx,
+        name,
+        HoldKind::Reentrant,
+        std::slice::from_ref(&key),
+        &owner,
+    ) {
+        Ok(s) => s,
+        Err(r) => return rejected(ctx, Op::ReentrantAcquire, r),
+    };
     let outcome = match wait {
         Some(w) if !w.is_zero() => reentrant::acquire_wait(engine, &key, &owner, ttl, w).await,
         _ => reentrant::acquire(engine, &key, &owner, ttl).await,
     };
+    if let ReentrantAcquire::Granted(g) = &outcome {
+        slot.commit(g.grant.valid_until, None);
+    }
     match outcome {
         ReentrantAcquire::Granted(ReentrantGrant { grant, holds }) => Response::grant(Reentered {
             grant,
@@ -65,10 +81,19 @@ async fn acquire(
 }
 
 async fn release(ctx: &Ctx<'_>, key: Bytes, owner: Bytes) -> Response {
-    if let Err(r) = check_key(ctx, "rlock.release", &key) {
+    let name = "rlock.release";
+    if let Err(r) = check_key(ctx, name, &key).and_then(|_| check_owner(ctx, name, &owner)) {
         return rejected(ctx, Op::ReentrantRelease, r);
     }
-    Response::Reply(match reentrant::release(ctx.engine, &key, &owner).await {
+    let out = reentrant::release(ctx.engine, &key, &owner).await;
+    if matches!(
+        out,
+        ReentrantRelease::Released { remaining: 0 } | ReentrantRelease::NotHeld
+    ) {
+        ctx.holds
+            .forget(HoldKind::Reentrant, std::slice::from_ref(&key), &owner);
+    }
+    Response::Reply(match out {
         ReentrantRelease::Released { remaining } => int(remaining),
         ReentrantRelease::NotHeld => Reply::Nil,
         ReentrantRelease::NoQuorum { voted, needed } => no_quorum(voted, needed),
@@ -76,14 +101,22 @@ async fn release(ctx: &Ctx<'_>, key: Bytes, owner: Bytes) -> Response {
 }
 
 async fn extend(ctx: &Ctx<'_>, key: Bytes, owner: Bytes, ttl: Duration) -> Response {
-    if let Err(r) =
-        check_key(ctx, "rlock.extend", &key).and_then(|_| check_ttl(ctx, "rlock.extend", ttl))
+    let name = "rlock.extend";
+    if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| check_owner(ctx, name, &owner))
+        .and_then(|_| check_ttl(ctx, name, ttl))
     {
         return rejected(ctx, Op::Extend, r);
     }
-    Response::Reply(extend_reply(
-        reentrant::extend(ctx.engine, &key, &owner, ttl).await,
-    ))
+    let out = reentrant::extend(ctx.engine, &key, &owner, ttl).await;
+    extend_holds(
+        ctx,
+        HoldKind::Reentrant,
+        std::slice::from_ref(&key),
+        &owner,
+        &out,
+    );
+    Response::Reply(extend_reply(out))
 }
 
 async fn status(ctx: &Ctx<'_>, key: Bytes) -> Response {

@@ -9,11 +9,13 @@ use bytes::Bytes;
 
 use super::masters::{self as rwlock, RwMode};
 use super::{AcquireArgs, RwCmd};
-use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
+use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
 use crate::kinds::holders::{HolderGrant, KindAcquire};
+use crate::kinds::holds::HoldKind;
+use crate::kinds::plain::exec::extend_holds;
 use crate::kinds::replies::{extend_reply, holder_reply, lost_reply, release_reply};
 use crate::kinds::Ctx;
-use crate::lock::Owner;
+use crate::lock::{Owner, ReleaseOutcome};
 use crate::metrics::Op;
 use crate::resp::Reply;
 use crate::response::{no_quorum, Response};
@@ -45,6 +47,7 @@ async fn acquire(
     wait: Option<Duration>,
 ) -> Response {
     if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| owner.as_ref().map_or(Ok(()), |o| check_owner(ctx, name, o)))
         .and_then(|_| check_ttl(ctx, name, ttl))
         .and_then(|_| check_wait(ctx, name, wait))
     {
@@ -52,7 +55,21 @@ async fn acquire(
     }
     let engine = ctx.engine;
     let owner = owner.unwrap_or_else(|| Owner::random().0);
-    match rwlock::acquire(engine, &key, mode, &owner, ttl, wait).await {
+    let slot = match reserve_hold(
+        ctx,
+        name,
+        HoldKind::RwLock,
+        std::slice::from_ref(&key),
+        &owner,
+    ) {
+        Ok(s) => s,
+        Err(r) => return rejected(ctx, mode.op(), r),
+    };
+    let outcome = rwlock::acquire(engine, &key, mode, &owner, ttl, wait).await;
+    if let KindAcquire::Granted(grant) = &outcome {
+        slot.commit(grant.valid_until, None);
+    }
+    match outcome {
         KindAcquire::Granted(grant) => Response::grant(HolderGrant {
             op: mode.op(),
             grant,
@@ -64,21 +81,33 @@ async fn acquire(
 }
 
 async fn release(ctx: &Ctx<'_>, name: &str, key: Bytes, owner: Bytes) -> Response {
-    if let Err(r) = check_key(ctx, name, &key) {
+    if let Err(r) = check_key(ctx, name, &key).and_then(|_| check_owner(ctx, name, &owner)) {
         return rejected(ctx, Op::RwRelease, r);
     }
-    Response::Reply(release_reply(
-        rwlock::release(ctx.engine, &key, &owner).await,
-    ))
+    let out = rwlock::release(ctx.engine, &key, &owner).await;
+    if !matches!(out, ReleaseOutcome::NoQuorum { .. }) {
+        ctx.holds
+            .forget(HoldKind::RwLock, std::slice::from_ref(&key), &owner);
+    }
+    Response::Reply(release_reply(out))
 }
 
 async fn extend(ctx: &Ctx<'_>, name: &str, key: Bytes, owner: Bytes, ttl: Duration) -> Response {
-    if let Err(r) = check_key(ctx, name, &key).and_then(|_| check_ttl(ctx, name, ttl)) {
+    if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| check_owner(ctx, name, &owner))
+        .and_then(|_| check_ttl(ctx, name, ttl))
+    {
         return rejected(ctx, Op::RwExtend, r);
     }
-    Response::Reply(extend_reply(
-        rwlock::extend(ctx.engine, &key, &owner, ttl).await,
-    ))
+    let out = rwlock::extend(ctx.engine, &key, &owner, ttl).await;
+    extend_holds(
+        ctx,
+        HoldKind::RwLock,
+        std::slice::from_ref(&key),
+        &owner,
+        &out,
+    );
+    Response::Reply(extend_reply(out))
 }
 
 async fn status(ctx: &Ctx<'_>, name: &str, key: Bytes) -> Response {

@@ -9,11 +9,13 @@ use bytes::Bytes;
 
 use super::masters as semaphore;
 use super::{AcquireArgs, SemCmd};
-use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
+use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
 use crate::kinds::holders::{HolderGrant, KindAcquire};
+use crate::kinds::holds::HoldKind;
+use crate::kinds::plain::exec::extend_holds;
 use crate::kinds::replies::{extend_reply, holder_reply, lost_reply, release_reply};
 use crate::kinds::Ctx;
-use crate::lock::Owner;
+use crate::lock::{Owner, ReleaseOutcome};
 use crate::metrics::Op;
 use crate::resp::Reply;
 use crate::response::{int, no_quorum, Response};
@@ -44,6 +46,7 @@ async fn acquire(
 ) -> Response {
     let name = "sem.acquire";
     if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| owner.as_ref().map_or(Ok(()), |o| check_owner(ctx, name, o)))
         .and_then(|_| check_ttl(ctx, name, ttl))
         .and_then(|_| check_wait(ctx, name, wait))
     {
@@ -51,7 +54,16 @@ async fn acquire(
     }
     let engine = ctx.engine;
     let owner = owner.unwrap_or_else(|| Owner::random().0);
-    match semaphore::acquire(engine, &key, permits, &owner, ttl, wait).await {
+    let keys = std::slice::from_ref(&key);
+    let slot = match reserve_hold(ctx, name, HoldKind::Semaphore, keys, &owner) {
+        Ok(s) => s,
+        Err(r) => return rejected(ctx, Op::SemAcquire, r),
+    };
+    let outcome = semaphore::acquire(engine, &key, permits, &owner, ttl, wait).await;
+    if let KindAcquire::Granted(grant) = &outcome {
+        slot.commit(grant.valid_until, None);
+    }
+    match outcome {
         KindAcquire::Granted(grant) => Response::grant(HolderGrant {
             op: Op::SemAcquire,
             grant,
@@ -63,23 +75,35 @@ async fn acquire(
 }
 
 async fn release(ctx: &Ctx<'_>, key: Bytes, owner: Bytes) -> Response {
-    if let Err(r) = check_key(ctx, "sem.release", &key) {
+    let name = "sem.release";
+    if let Err(r) = check_key(ctx, name, &key).and_then(|_| check_owner(ctx, name, &owner)) {
         return rejected(ctx, Op::SemRelease, r);
     }
-    Response::Reply(release_reply(
-        semaphore::release(ctx.engine, &key, &owner).await,
-    ))
+    let out = semaphore::release(ctx.engine, &key, &owner).await;
+    if !matches!(out, ReleaseOutcome::NoQuorum { .. }) {
+        ctx.holds
+            .forget(HoldKind::Semaphore, std::slice::from_ref(&key), &owner);
+    }
+    Response::Reply(release_reply(out))
 }
 
 async fn extend(ctx: &Ctx<'_>, key: Bytes, owner: Bytes, ttl: Duration) -> Response {
-    if let Err(r) =
-        check_key(ctx, "sem.extend", &key).and_then(|_| check_ttl(ctx, "sem.extend", ttl))
+    let name = "sem.extend";
+    if let Err(r) = check_key(ctx, name, &key)
+        .and_then(|_| check_owner(ctx, name, &owner))
+        .and_then(|_| check_ttl(ctx, name, ttl))
     {
         return rejected(ctx, Op::SemExtend, r);
     }
-    Response::Reply(extend_reply(
-        semaphore::extend(ctx.engine, &key, &owner, ttl).await,
-    ))
+    let out = semaphore::extend(ctx.engine, &key, &owner, ttl).await;
+    extend_holds(
+        ctx,
+        HoldKind::Semaphore,
+        std::slice::from_ref(&key),
+        &owner,
+        &out,
+    );
+    Response::Reply(extend_reply(out))
 }
 
 async fn status(ctx: &Ctx<'_>, key: Bytes) -> Response {
