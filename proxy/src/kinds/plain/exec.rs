@@ -14,7 +14,7 @@ use super::masters as plain;
 use super::LockCmd;
 use crate::command::dropin::DropIn;
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
-use crate::kinds::replies::{extend_reply, release_reply};
+use crate::kinds::replies::{exhausted_reply, extend_reply, release_reply};
 use crate::kinds::Ctx;
 use crate::lock::{AcquireOutcome, Engine, Grant, Owner, StatusOutcome};
 use crate::metrics::Op;
@@ -75,6 +75,7 @@ async fn acquire(
         }),
         AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::NilArray),
         AcquireOutcome::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        AcquireOutcome::Exhausted => Response::Reply(exhausted_reply(name, &keys)),
     }
 }
 
@@ -171,6 +172,7 @@ async fn set_nx(ctx: &Ctx<'_>, key: Bytes, value: Bytes, ttl: Option<Duration>) 
         }),
         AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::Nil),
         AcquireOutcome::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        AcquireOutcome::Exhausted => Response::Reply(exhausted_reply("set", &keys)),
     }
 }
 

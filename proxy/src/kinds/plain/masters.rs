@@ -137,7 +137,7 @@ pub async fn acquire_wait(
             key,
             wait,
             || acquire(engine, keys, owner, ttl),
-            |o| matches!(o, AcquireOutcome::Granted(_)),
+            |o| matches!(o, AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted),
         )
         .await
         .unwrap_or(AcquireOutcome::Busy);
@@ -153,7 +153,10 @@ pub async fn acquire_wait(
             w.as_mut().enable();
         }
         let outcome = acquire(engine, keys, owner, ttl).await;
-        if matches!(outcome, AcquireOutcome::Granted(_)) {
+        if matches!(
+            outcome,
+            AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted
+        ) {
             break outcome;
         }
         let now = Instant::now();

@@ -11,7 +11,7 @@ use super::masters::{
 };
 use super::ReentrantCmd;
 use crate::kinds::checks::{check_key, check_ttl, check_wait, rejected};
-use crate::kinds::replies::extend_reply;
+use crate::kinds::replies::{exhausted_reply, extend_reply};
 use crate::kinds::Ctx;
 use crate::lock::{Engine, Grant};
 use crate::metrics::Op;
@@ -61,6 +61,9 @@ async fn acquire(
         }),
         ReentrantAcquire::Busy | ReentrantAcquire::Expired => Response::Reply(Reply::NilArray),
         ReentrantAcquire::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        ReentrantAcquire::Exhausted => {
+            Response::Reply(exhausted_reply(name, std::slice::from_ref(&key)))
+        }
     }
 }
 

@@ -441,7 +441,8 @@ async fn acquire_inner(
                 })
             }
             round::End::Expired => return AcquireOutcome::Expired,
-            // Out of time, of rounds or of tokens before a round decided.
+            round::End::Exhausted => return AcquireOutcome::Exhausted,
+            // Out of time or of rounds before a round decided.
             round::End::Lost { decided: false, .. } => {
                 return AcquireOutcome::NoQuorum {
                     voted: 0,
@@ -475,7 +476,7 @@ pub async fn acquire_wait(
         key,
         wait,
         || acquire(engine, key, owner, ttl),
-        |o| matches!(o, AcquireOutcome::Granted(_)),
+        |o| matches!(o, AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted),
     )
     .await
     .unwrap_or(AcquireOutcome::Busy)
