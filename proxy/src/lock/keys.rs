@@ -147,6 +147,33 @@ pub fn lock_keys(prefix: &str, keys: &[Bytes]) -> Vec<Bytes> {
     keys.iter().map(|k| lock_key(prefix, k)).collect()
 }
 
+/// A `KEYS` / `SCAN MATCH` pattern for the lock keys of the client keys that
+/// start with `start` and have neither a hash tag nor a `}` (the common
+/// form), for tools and tests that look at the masters; glob characters in
+/// `prefix` and `start` are escaped. `None` when `start` holds a brace.
+pub fn lock_key_glob(prefix: &str, start: &[u8]) -> Option<Vec<u8>> {
+    if start.iter().any(|&b| b == b'{' || b == b'}') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(prefix.len() + start.len() + 8);
+    push_escaped(prefix.as_bytes(), &mut out);
+    push_escaped(CLIENT, &mut out);
+    out.push(b'{');
+    push_escaped(start, &mut out);
+    out.extend_from_slice(b"*}");
+    Some(out)
+}
+
+/// `bytes` with the glob characters of `KEYS` patterns escaped.
+fn push_escaped(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+}
+
 /// The fence register of the client key `key`, under `prefix`; every kind
 /// on `key` shares it.
 pub fn fence_key(prefix: &str, key: &[u8]) -> Bytes {
@@ -438,6 +465,17 @@ mod tests {
         assert_eq!(&lock_key("lg:", b"")[..], b"lg:c:#{#}");
         assert_eq!(&meta_key("lg:")[..], b"lg:i:meta");
         assert_eq!(&v1_meta_key("lg:")[..], b"lg:meta");
+    }
+
+    #[test]
+    fn the_lock_key_glob_matches_lock_keys_only() {
+        let g = lock_key_glob("lg:", b"chaos:7:").unwrap_or_default();
+        assert_eq!(&g[..], b"lg:c:{chaos:7:*}");
+        assert_eq!(lock_key_glob("lg:", b"a{"), None);
+        assert_eq!(
+            lock_key_glob("l*g:", b"a?").unwrap_or_default(),
+            b"l\\*g:c:{a\\?*}".to_vec()
+        );
     }
 
     #[test]
