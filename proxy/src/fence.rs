@@ -11,9 +11,21 @@
 //! # Deviation from the design, on purpose
 //! The classic design keeps the highest token seen *per key*. A per-key map grows with
 //! every lock name ever used; this gateway keeps one highest-seen value for
-//! all keys instead. It is never lower than any per-key value, so proposals
-//! win at least as often, and memory stays constant. Tokens of a key may then
-//! jump by more than one; the rule asks only that they rise.
+//! all keys instead. Up to [`MAX_LEAD_US`] ahead of the clock it is never
+//! lower than any per-key value, so proposals win at least as often, and
+//! memory stays constant. Tokens of a key may then jump by more than one;
+//! the rule asks only that they rise.
+//!
+//! # What may move the highest seen
+//! Only this gateway's own proposals and register values the masters
+//! return: registers and the metadata record live under the gateway's
+//! internal names, which no client command can name
+//! ([`crate::lock::keys`]), so no value a client wrote ever drives it. And
+//! it is never pulled more than [`MAX_LEAD_US`] ahead of the clock: a key
+//! whose register is further ahead gets proposals above its register, for
+//! that key alone. A key whose register is within reach of 2^53 is refused
+//! with [`TokenSpaceExhausted`], naming the key; every other key keeps
+//! getting tokens.
 //!
 //! # Concurrency note
 //! Proposals are handed out with a compare-and-swap so that two requests of
@@ -25,11 +37,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Largest token a master can hold exactly (Lua numbers are doubles).
 pub const MAX_TOKEN: u64 = (1 << 53) - 1;
 
+/// How far ahead of this gateway's clock the shared highest-seen value
+/// may be pulled (one day). Gateway clocks are expected within seconds of
+/// each other; a register further ahead is still honoured for its key, by
+/// proposing above it, without dragging the proposals of every key along.
+pub const MAX_LEAD_US: u64 = 24 * 3600 * 1_000_000;
+
 /// A fencing token: strictly increasing per lock key across every grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FencingToken(pub u64);
 
-/// The token space is used up; only a wildly wrong clock gets here.
+/// The token space of one key is used up: its register is within reach of
+/// [`MAX_TOKEN`]. Only a wildly wrong clock (or an operator's write to a
+/// register) gets here; the acquire of that key is refused, by name, and
+/// other keys are unaffected. The one text of this error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("fencing token space exhausted (a proposal would exceed 2^53)")]
 pub struct TokenSpaceExhausted;
@@ -76,21 +97,35 @@ impl TokenProposer {
     }
 
     /// A fresh proposal that is also above `floor` (a value a master
-    /// returned when it refused a proposal as stale).
+    /// returned when it refused a proposal as stale: the key's register, or
+    /// the master's fence floor).
+    ///
+    /// The shared highest-seen value moves up to the proposal, but never
+    /// more than [`MAX_LEAD_US`] ahead of this gateway's clock: a `floor`
+    /// further ahead (one key whose register some far-ahead clock raised)
+    /// is served for its own key only, so it cannot push every other key's
+    /// proposals towards the end of the token space. Two requests racing on
+    /// such a key may then propose the same value; the masters accept at
+    /// most one of them, and the other retries higher.
     ///
     /// # Errors
-    /// [`TokenSpaceExhausted`] when the proposal would pass [`MAX_TOKEN`].
+    /// [`TokenSpaceExhausted`] when the proposal would pass [`MAX_TOKEN`]:
+    /// this key (the one whose register set `floor`) can get no token, and
+    /// other keys are unaffected.
     pub fn propose_above(&self, floor: u64) -> Result<FencingToken, TokenSpaceExhausted> {
         let now = self.now_us();
+        let cap = now.saturating_add(MAX_LEAD_US);
         let mut cur = self.highest.load(Ordering::Relaxed);
         loop {
-            let next = cur.max(floor).saturating_add(1).max(now);
+            let shared = cur.saturating_add(1).max(now);
+            let next = shared.max(floor.saturating_add(1));
             if next > MAX_TOKEN {
                 return Err(TokenSpaceExhausted);
             }
+            let keep = next.min(cap.max(shared));
             match self
                 .highest
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange_weak(cur, keep, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => return Ok(FencingToken(next)),
                 Err(actual) => cur = actual,
@@ -98,10 +133,17 @@ impl TokenProposer {
         }
     }
 
-    /// Records a token value seen on a master.
+    /// Records a register value a master returned (an acquire script's
+    /// busy or stale reply, or the high-water marks the amnesia guard
+    /// reads). Registers are written only by gateways, under names no
+    /// client command reaches ([`crate::lock::keys`]), so no value a client
+    /// wrote gets here; even so, a value is taken at most [`MAX_LEAD_US`]
+    /// ahead of this gateway's clock, so one key's register can slow
+    /// nobody else's proposals, let alone exhaust them.
     pub fn observe(&self, token: u64) {
+        let cap = self.now_us().saturating_add(MAX_LEAD_US);
         self.highest
-            .fetch_max(token.min(MAX_TOKEN), Ordering::AcqRel);
+            .fetch_max(token.min(cap).min(MAX_TOKEN), Ordering::AcqRel);
     }
 }
 
@@ -148,8 +190,31 @@ mod tests {
     #[test]
     fn proposals_stop_below_two_to_the_53() {
         let p = TokenProposer::new();
+        assert_eq!(p.propose_above(MAX_TOKEN), Err(TokenSpaceExhausted));
+        assert_eq!(p.propose_above(MAX_TOKEN - 1), Ok(FencingToken(MAX_TOKEN)));
+    }
+
+    #[test]
+    fn one_key_at_the_end_of_the_token_space_wedges_no_other_key() {
+        let p = TokenProposer::new();
+        // A register at 2^53 - 1 is observed (a stale reply) and proposed
+        // above: that key is refused, the next key is not.
         p.observe(MAX_TOKEN);
-        assert_eq!(p.propose(), Err(TokenSpaceExhausted));
+        assert_eq!(p.propose_above(MAX_TOKEN), Err(TokenSpaceExhausted));
+        let far = MAX_TOKEN - 10;
+        assert_eq!(p.propose_above(far), Ok(FencingToken(far + 1)));
+        for _ in 0..100 {
+            let t = p.propose().map(|t| t.0).unwrap_or(0);
+            assert!(t > 0 && t <= p.now_us() + MAX_LEAD_US + 1_000, "{t}");
+        }
+    }
+
+    #[test]
+    fn registers_within_the_lead_still_raise_every_proposal() {
+        let p = TokenProposer::new();
+        let ahead = p.now_us() + MAX_LEAD_US / 2;
+        p.observe(ahead);
+        assert!(p.propose().map(|t| t.0).unwrap_or(0) > ahead);
     }
 
     #[test]

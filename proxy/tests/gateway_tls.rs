@@ -392,9 +392,11 @@ async fn a_master_with_a_certificate_from_another_ca_does_not_vote() {
     let v = acquire(&mut c, "tls:vote").await;
     assert!(is_grant(&v), "granted by the two good masters: {v:?}");
     // The key is on the good masters and was never written to the other.
+    let name = lockgate::lock::keys::lock_key(&gw.engine().config().key_prefix, b"tls:vote");
+    let name = String::from_utf8_lossy(&name).into_owned();
     for (i, ca) in [(0, "ca.pem"), (1, "ca.pem"), (2, "wrong-ca.pem")] {
         let port = cluster.masters[i].port();
-        let (ok, out) = cli_tls(port, &pki, ca, None, &["EXISTS", "tls:vote"]).await;
+        let (ok, out) = cli_tls(port, &pki, ca, None, &["EXISTS", &name]).await;
         let want = if i == 2 { "0" } else { "1" };
         assert!(ok && out == want, "master {i}: EXISTS gave {out:?}");
     }

@@ -286,9 +286,10 @@ impl Env {
     /// `max_ttl` plus slack. Returns the problems found (empty when fine).
     pub async fn stuck_locks(&self, run: u64, max_ttl: Duration) -> Vec<String> {
         let pattern = format!("chaos:{run}:*");
-        // The kinds' structures (`{prefix}rw:{chaos:..}:part`, `sem:`, the
-        // reentrant `holds:` count) wrap the key in a hash tag; fence
-        // registers do too but never expire by design.
+        // Lock keys (`{prefix}c:{chaos:..}`) and the kinds' structures
+        // (`{prefix}i:rw:<part>:{chaos:..}`, `i:sem:`, the reentrant
+        // `i:holds:` count) wrap the key in a hash tag; fence registers do
+        // too but never expire by design.
         let wrapped = format!("*{{chaos:{run}:*");
         let give_up = Instant::now() + max_ttl + Duration::from_millis(1_500);
         let mut problems = Vec::new();

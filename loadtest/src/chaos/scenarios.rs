@@ -720,7 +720,13 @@ async fn master_clock_jump(p: Profile) -> anyhow::Result<Row> {
     cx.load(&[1], ph.workers / 2);
     sleep(ph.pre).await;
     let victim = cx.env.masters[2].address();
-    let pattern = format!("chaos:{}:*", cx.opts.run);
+    // The lock keys of this run on the masters (client keys live under the
+    // gateway's client namespace, `lock::keys`).
+    let pattern = lockgate::lock::keys::lock_key_glob(
+        &lockgate::config::Config::default().lock.key_prefix,
+        format!("chaos:{}:", cx.opts.run).as_bytes(),
+    )
+    .unwrap_or_default();
     let jumper = tokio::spawn(async move {
         let Ok(c) = redis::Client::open(format!("redis://{victim}/")) else {
             return 0u64;

@@ -167,7 +167,9 @@ pub struct Limits {
     pub max_clients: usize,
     /// Most requests from one connection being worked on at once.
     pub max_pipeline: usize,
-    /// Longest lock key, in bytes.
+    /// Longest key a client may name, in bytes: the client's key, not its
+    /// name on the masters, which adds at most `lock.key_prefix` and 12
+    /// bytes (`lock::keys::overhead`).
     pub max_key_bytes: usize,
     /// Longest owner value (`OWNER`, the value of `SET NX`, a lock script's
     /// owner argument), in bytes.

@@ -1,8 +1,11 @@
 //! Reply shapes more than one kind answers with: a release (`1 | 0`), an
 //! extend (`validity_ms | nil`), one holder of a read-write lock or
-//! semaphore (`[owner, token, pttl_ms]`), and a holder acquire that did not
-//! grant. A kind with a shape of its own keeps it in its own module.
+//! semaphore (`[owner, token, pttl_ms]`), a holder acquire that did not
+//! grant, and an acquire refused because its key's token space is used up. A kind with a shape of its own keeps it in its own module.
 
+use bytes::Bytes;
+
+use crate::fence::TokenSpaceExhausted;
 use crate::kinds::holders::{Holder, KindAcquire, Mismatch};
 use crate::lock::{ExtendOutcome, ReleaseOutcome};
 use crate::resp::Reply;
@@ -39,12 +42,34 @@ pub fn holder_reply(h: &Holder) -> Reply {
 
 /// The reply to a holder acquire that did not grant; a grant is shaped by
 /// the caller.
-pub fn lost_reply(cmd: &str, o: KindAcquire) -> Reply {
+pub fn lost_reply(cmd: &str, key: &Bytes, o: KindAcquire) -> Reply {
     match o {
+        KindAcquire::Exhausted => exhausted_reply(cmd, std::slice::from_ref(key)),
         KindAcquire::Granted(_) | KindAcquire::Busy | KindAcquire::Expired => Reply::NilArray,
         KindAcquire::NoQuorum { voted, needed } => no_quorum(voted, needed),
         KindAcquire::Refused(Mismatch { permits }) => Reply::error(format!(
             "ERR permits mismatch in '{cmd}' command: the semaphore is in use with {permits} permits"
         )),
     }
+}
+
+/// Longest part of a key an error reply shows.
+const SHOWN_KEY_BYTES: usize = 128;
+
+/// The reply to an acquire of `keys` that no token can be proposed for
+/// (`ERR lock.acquire 'x': fencing token space exhausted ...`), the one
+/// text for every kind and path. Only that acquire is refused.
+pub fn exhausted_reply(cmd: &str, keys: &[Bytes]) -> Reply {
+    let shown: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let cut = &k[..k.len().min(SHOWN_KEY_BYTES)];
+            let more = if cut.len() < k.len() { "..." } else { "" };
+            format!("'{}{more}'", String::from_utf8_lossy(cut))
+        })
+        .collect();
+    Reply::error(format!(
+        "ERR {cmd} {}: {TokenSpaceExhausted}",
+        shown.join(" ")
+    ))
 }

@@ -177,6 +177,10 @@ pub enum AcquireOutcome<G = Grant, R = Infallible> {
     Expired,
     /// Refused for a reason of the kind's own (a client error).
     Refused(R),
+    /// No token can be proposed above this key's register: its token space
+    /// is used up ([`crate::fence::TokenSpaceExhausted`]). Other keys are
+    /// unaffected.
+    Exhausted,
 }
 
 /// A script sent to every voting master without waiting for the answers:
@@ -236,6 +240,9 @@ pub(crate) enum End {
     Granted(Grant),
     /// A quorum granted, but the validity ran out first; released again.
     Expired,
+    /// No token could be proposed above the key's register (its token
+    /// space is used up); released again.
+    Exhausted,
     /// Lost, and released again.
     Lost {
         /// The decision of the last round that was decided (`NoQuorum`
@@ -244,8 +251,7 @@ pub(crate) enum End {
         /// Masters that voted in the last round that was decided.
         voted: usize,
         /// True when the last round was decided and ended the acquire; false
-        /// when the rounds ran out, the validity ran out before a round, or
-        /// no token could be proposed.
+        /// when the rounds ran out or the validity ran out before a round.
         decided: bool,
     },
 }
@@ -263,6 +269,7 @@ impl End {
                 ..
             } => AcquireOutcome::Busy,
             End::Lost { voted, .. } => AcquireOutcome::NoQuorum { voted, needed: q },
+            End::Exhausted => AcquireOutcome::Exhausted,
         }
     }
 }
@@ -283,6 +290,7 @@ pub(crate) async fn run<K: Acquire>(
     let mut last = Decision::NoQuorum;
     let mut voted = 0;
     let mut decided = false;
+    let mut exhausted = false;
     for round in 0..max_rounds {
         let now = Instant::now();
         if remaining(until, now).is_none() {
@@ -293,7 +301,8 @@ pub(crate) async fn run<K: Acquire>(
             match engine.proposer().propose_above(floor) {
                 Ok(t) => t.0,
                 Err(e) => {
-                    warn!(cause = %e, "cannot propose a fencing token");
+                    warn!(cause = %e, "cannot propose a fencing token for this key");
+                    exhausted = true;
                     break;
                 }
             }
@@ -369,6 +378,9 @@ pub(crate) async fn run<K: Acquire>(
     // Lost: a write that timed out may still land, and masters that granted
     // this owner must not keep a partial grant.
     release(engine, kind.release());
+    if exhausted {
+        return End::Exhausted;
+    }
     End::Lost {
         last,
         voted,
@@ -436,7 +448,7 @@ impl<G, R> Metered for AcquireOutcome<G, R> {
             AcquireOutcome::Busy => Outcome::Busy,
             AcquireOutcome::NoQuorum { .. } => Outcome::NoQuorum,
             AcquireOutcome::Expired => Outcome::ExpiredInFlight,
-            AcquireOutcome::Refused(_) => Outcome::Rejected,
+            AcquireOutcome::Refused(_) | AcquireOutcome::Exhausted => Outcome::Rejected,
         })
     }
 }

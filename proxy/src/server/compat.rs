@@ -22,6 +22,7 @@ use crate::kinds::checks::{bound_wait, check_key, check_owner, check_ttl, reserv
 use crate::kinds::holds::HoldKind;
 use crate::kinds::plain::exec::{extend_holds, forget_unless_no_quorum, PlainGrant};
 use crate::kinds::plain::masters as plain;
+use crate::kinds::replies::exhausted_reply;
 use crate::kinds::Ctx;
 use crate::lock::{AcquireOutcome, ExtendOutcome, ReleaseOutcome, StatusOutcome};
 use crate::resp::Reply;
@@ -176,6 +177,7 @@ async fn run(ctx: &Ctx<'_>, entry: &'static Entry, keys: Vec<Bytes>, args: Vec<B
             }),
             AcquireOutcome::Busy | AcquireOutcome::Expired => plain(code(reply.busy, n, None)),
             AcquireOutcome::NoQuorum { voted, needed } => plain(no_quorum(voted, needed)),
+            AcquireOutcome::Exhausted => plain(exhausted_reply(&entry.name(), &c.keys)),
         }
     };
     match entry.action {

@@ -307,7 +307,12 @@ pub async fn acquire_wait(
         &spec.keys.signal,
         wait,
         || acquire(engine, spec, owner, ttl),
-        |o| matches!(o, AcquireOutcome::Granted(_) | AcquireOutcome::Refused(_)),
+        |o| {
+            matches!(
+                o,
+                AcquireOutcome::Granted(_) | AcquireOutcome::Refused(_) | AcquireOutcome::Exhausted
+            )
+        },
     )
     .await
     // The wait ran out before this waiter's turn came.

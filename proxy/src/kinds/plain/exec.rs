@@ -15,7 +15,7 @@ use super::{AcquireArgs, LockCmd};
 use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
 use crate::kinds::holds::HoldKind;
 use crate::kinds::plain::DropIn;
-use crate::kinds::replies::{extend_reply, release_reply};
+use crate::kinds::replies::{exhausted_reply, extend_reply, release_reply};
 use crate::kinds::Ctx;
 use crate::lock::{
     AcquireOutcome, Engine, ExtendOutcome, Grant, Owner, ReleaseOutcome, StatusOutcome,
@@ -86,6 +86,7 @@ async fn acquire(
         }),
         AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::NilArray),
         AcquireOutcome::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        AcquireOutcome::Exhausted => Response::Reply(exhausted_reply(name, &keys)),
     }
 }
 
@@ -220,6 +221,7 @@ async fn set_nx(ctx: &Ctx<'_>, key: Bytes, value: Bytes, ttl: Option<Duration>) 
         }),
         AcquireOutcome::Busy | AcquireOutcome::Expired => Response::Reply(Reply::Nil),
         AcquireOutcome::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        AcquireOutcome::Exhausted => Response::Reply(exhausted_reply("set", &keys)),
     }
 }
 

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use crate::fence::FencingToken;
 use crate::lock::fair::wait_fair;
-use crate::lock::keys::fence_key;
+use crate::lock::keys::{fence_key, lock_key, lock_keys};
 use crate::lock::round::{
     self, code, decimal, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
 };
@@ -54,7 +54,7 @@ impl round::Acquire for PlainAcquire<'_> {
         let mut out = Vec::with_capacity(1 + 2 * self.keys.len());
         out.push(self.engine.meta_key().clone());
         for k in self.keys {
-            out.push(k.clone());
+            out.push(lock_key(prefix, k));
             out.push(fence_key(prefix, k));
         }
         out.into()
@@ -82,15 +82,15 @@ impl round::Acquire for PlainAcquire<'_> {
     }
 
     fn release(&self) -> Option<Release> {
-        Some(release_of(self.keys, self.owner))
+        Some(release_of(self.engine, self.keys, self.owner))
     }
 }
 
-/// `release.lua` of `keys` for `owner`.
-fn release_of(keys: &[Bytes], owner: &Bytes) -> Release {
+/// `release.lua` of the client keys `keys` for `owner`.
+fn release_of(engine: &Engine, keys: &[Bytes], owner: &Bytes) -> Release {
     Release {
         script: |s| &s.release,
-        keys: keys.to_vec().into(),
+        keys: lock_keys(&engine.config().key_prefix, keys).into(),
         args: Arc::from(vec![owner.clone()]),
     }
 }
@@ -137,7 +137,7 @@ pub async fn acquire_wait(
             key,
             wait,
             || acquire(engine, keys, owner, ttl),
-            |o| matches!(o, AcquireOutcome::Granted(_)),
+            |o| matches!(o, AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted),
         )
         .await
         .unwrap_or(AcquireOutcome::Busy);
@@ -153,7 +153,10 @@ pub async fn acquire_wait(
             w.as_mut().enable();
         }
         let outcome = acquire(engine, keys, owner, ttl).await;
-        if matches!(outcome, AcquireOutcome::Granted(_)) {
+        if matches!(
+            outcome,
+            AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted
+        ) {
             break outcome;
         }
         let now = Instant::now();
@@ -177,7 +180,7 @@ pub async fn acquire_wait(
 /// releases it. Called just before the reply is written.
 pub fn finish(engine: &Engine, grant: &Grant, keys: &[Bytes], owner: &Bytes) -> Option<Duration> {
     round::finish(engine, Op::Acquire, grant, true, || {
-        Some(release_of(keys, owner))
+        Some(release_of(engine, keys, owner))
     })
 }
 
@@ -223,7 +226,7 @@ pub async fn release(engine: &Engine, keys: &[Bytes], owner: &Bytes) -> ReleaseO
     let start = Instant::now();
     let want = i64::try_from(keys.len()).unwrap_or(i64::MAX);
     let mut best = 0i64;
-    let r = release_of(keys, owner);
+    let r = release_of(engine, keys, owner);
     let votes = round::yes_no(
         engine,
         (r.script)(engine.scripts()),
@@ -267,7 +270,7 @@ pub async fn extend(
     let votes = round::yes_no(
         engine,
         &engine.scripts().extend,
-        keys.to_vec().into(),
+        lock_keys(&engine.config().key_prefix, keys).into(),
         args,
         true,
         start,
@@ -325,10 +328,11 @@ fn decode_status(reply: Result<Value, MasterError>) -> Option<StatusReply> {
 pub async fn status(engine: &Engine, key: &Bytes) -> StatusOutcome {
     let start = Instant::now();
     let q = engine.quorum();
+    let prefix = &engine.config().key_prefix;
     let keys: Arc<[Bytes]> = Arc::from(vec![
         engine.meta_key().clone(),
-        key.clone(),
-        fence_key(&engine.config().key_prefix, key),
+        lock_key(prefix, key),
+        fence_key(prefix, key),
     ]);
     let (_, mut futs) = engine.fan_out(
         &engine.scripts().status,

@@ -13,7 +13,7 @@ use super::{AcquireArgs, ReentrantCmd};
 use crate::kinds::checks::{check_key, check_owner, check_ttl, check_wait, rejected, reserve_hold};
 use crate::kinds::holds::HoldKind;
 use crate::kinds::plain::exec::extend_holds;
-use crate::kinds::replies::extend_reply;
+use crate::kinds::replies::{exhausted_reply, extend_reply};
 use crate::kinds::Ctx;
 use crate::lock::{Engine, Grant};
 use crate::metrics::Op;
@@ -77,6 +77,9 @@ async fn acquire(
         }),
         ReentrantAcquire::Busy | ReentrantAcquire::Expired => Response::Reply(Reply::NilArray),
         ReentrantAcquire::NoQuorum { voted, needed } => Response::Reply(no_quorum(voted, needed)),
+        ReentrantAcquire::Exhausted => {
+            Response::Reply(exhausted_reply(name, std::slice::from_ref(&key)))
+        }
     }
 }
 

@@ -42,7 +42,7 @@ use tracing::debug;
 
 use crate::fence::FencingToken;
 use crate::lock::fair::wait_fair;
-use crate::lock::keys::{fence_key, holds_key};
+use crate::lock::keys::{fence_key, holds_key, lock_key};
 use crate::lock::quorum::Decision;
 use crate::lock::round::{
     self, code, decimal, AcquireOutcome, AcquireReply, DecodeError, Metered, Release, Vote, YesNo,
@@ -231,7 +231,7 @@ fn rkeys(engine: &Engine, key: &Bytes) -> Arc<[Bytes]> {
     let p = &engine.config().key_prefix;
     Arc::from(vec![
         engine.meta_key().clone(),
-        key.clone(),
+        lock_key(p, key),
         fence_key(p, key),
         holds_key(p, key),
     ])
@@ -239,10 +239,11 @@ fn rkeys(engine: &Engine, key: &Bytes) -> Arc<[Bytes]> {
 
 /// KEYS of `rrelease.lua`.
 fn release_keys(engine: &Engine, key: &Bytes) -> Arc<[Bytes]> {
+    let p = &engine.config().key_prefix;
     Arc::from(vec![
         engine.meta_key().clone(),
-        key.clone(),
-        holds_key(&engine.config().key_prefix, key),
+        lock_key(p, key),
+        holds_key(p, key),
     ])
 }
 
@@ -440,7 +441,8 @@ async fn acquire_inner(
                 })
             }
             round::End::Expired => return AcquireOutcome::Expired,
-            // Out of time, of rounds or of tokens before a round decided.
+            round::End::Exhausted => return AcquireOutcome::Exhausted,
+            // Out of time or of rounds before a round decided.
             round::End::Lost { decided: false, .. } => {
                 return AcquireOutcome::NoQuorum {
                     voted: 0,
@@ -474,7 +476,7 @@ pub async fn acquire_wait(
         key,
         wait,
         || acquire(engine, key, owner, ttl),
-        |o| matches!(o, AcquireOutcome::Granted(_)),
+        |o| matches!(o, AcquireOutcome::Granted(_) | AcquireOutcome::Exhausted),
     )
     .await
     .unwrap_or(AcquireOutcome::Busy)
@@ -575,10 +577,8 @@ async fn release_inner(engine: &Engine, key: &Bytes, owner: &Bytes) -> Reentrant
 /// and the token do not change.
 pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
     let start = Instant::now();
-    let keys: Arc<[Bytes]> = Arc::from(vec![
-        key.clone(),
-        holds_key(&engine.config().key_prefix, key),
-    ]);
+    let p = &engine.config().key_prefix;
+    let keys: Arc<[Bytes]> = Arc::from(vec![lock_key(p, key), holds_key(p, key)]);
     let args: Arc<[Bytes]> = Arc::from(vec![
         stored_value(owner),
         Bytes::from(ttl.as_millis().to_string()),

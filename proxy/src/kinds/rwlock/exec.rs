@@ -76,7 +76,7 @@ async fn acquire(
             keys: rwlock::keys(engine, &key),
             owner,
         }),
-        lost => Response::Reply(lost_reply(name, lost)),
+        lost => Response::Reply(lost_reply(name, &key, lost)),
     }
 }
 

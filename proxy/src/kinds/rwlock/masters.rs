@@ -6,10 +6,10 @@
 //! and the shape of a read-write status.
 //!
 //! # State on each master
-//! Under the `rw:` namespace of the user key: a readers sorted set and a
-//! writer sorted set (owner -> expiry in ms on that master's clock, expired
-//! members removed inside every script), a hash owner -> token, and a
-//! writer-intent marker. The fence register is the user key's own, shared
+//! Under the internal `i:rw:` names of the user key (`lock::keys::rw`): a
+//! readers sorted set and a writer sorted set (owner -> expiry in ms on that
+//! master's clock, expired members removed inside every script), a hash
+//! owner -> token, and a writer-intent marker. The fence register is the user key's own, shared
 //! with plain locks and semaphores of the same name, so tokens of every kind
 //! on one key rise together: a write granted after a read has the higher
 //! token, and a resource can order writes after reads.

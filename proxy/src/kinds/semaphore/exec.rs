@@ -70,7 +70,7 @@ async fn acquire(
             keys: semaphore::keys(engine, &key),
             owner,
         }),
-        lost => Response::Reply(lost_reply(name, lost)),
+        lost => Response::Reply(lost_reply(name, &key, lost)),
     }
 }
 

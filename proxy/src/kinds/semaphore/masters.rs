@@ -6,10 +6,10 @@
 //! semaphore status.
 //!
 //! # State on each master
-//! Under the `sem:` namespace of the user key: a holders sorted set (owner ->
-//! expiry in ms on that master's clock; expired holders are removed inside
-//! every script with ZREMRANGEBYSCORE), a hash owner -> token, and the
-//! permit count. The fence register is the user key's own, shared with plain
+//! Under the internal `i:sem:` names of the user key (`lock::keys::sem`): a
+//! holders sorted set (owner -> expiry in ms on that master's clock; expired
+//! holders are removed inside every script with ZREMRANGEBYSCORE), a hash
+//! owner -> token, and the permit count. The fence register is the user key's own, shared with plain
 //! locks and read-write locks of the same name.
 //!
 //! # Admission rule (`sem_acquire.lua`)
