@@ -56,11 +56,14 @@
 //! - [`backoff`]: reconnect pacing.
 //! - [`policy`]: what an eviction policy means for the vote.
 //! - [`identity`]: one server, one vote, whatever addresses reach it.
+//! - [`replication`]: what `INFO replication` says about a server's past
+//!   (a replica promoted in a master's place).
 
 pub mod backoff;
 mod conn;
 pub mod identity;
 pub mod policy;
+pub mod replication;
 pub mod wire;
 
 #[cfg(test)]
@@ -167,6 +170,14 @@ pub enum MasterState {
     PolicyUnknown = 5,
     /// Connected to a server another configured master already reaches.
     Duplicate = 6,
+    /// Connected, but a replica promoted since its record was written: it
+    /// may lack its old master's last writes. Quarantined like amnesia.
+    Promoted = 7,
+    /// Connected, but its record was written for another layout of the
+    /// gateway's keys.
+    LayoutMismatch = 8,
+    /// Connected, but the master set recorded on it is not this gateway's.
+    SetMismatch = 9,
 }
 
 impl MasterState {
@@ -179,6 +190,9 @@ impl MasterState {
             MasterState::Evicting => "evicting",
             MasterState::PolicyUnknown => "policy_unknown",
             MasterState::Duplicate => "duplicate",
+            MasterState::Promoted => "promoted",
+            MasterState::LayoutMismatch => "layout_mismatch",
+            MasterState::SetMismatch => "set_mismatch",
         }
     }
 }
@@ -190,6 +204,12 @@ pub enum Recovery {
     Healthy = 0,
     Amnesia = 1,
     Quarantined = 2,
+    /// A promoted replica, quarantined and then re-seeded like amnesia.
+    Promoted = 3,
+    /// Its record names another key layout version.
+    LayoutMismatch = 4,
+    /// Its record names another master set.
+    SetMismatch = 5,
 }
 
 /// State shared by the [`Master`] handle and its connection task.
@@ -232,6 +252,11 @@ pub(crate) struct Shared {
     identity_guard: AtomicBool,
     /// The claims of every master of this gateway.
     peers: Arc<Peers>,
+    /// The master id read from its metadata record, once known.
+    master_id: Mutex<Option<String>>,
+    /// Why the record withholds the vote (promotion, layout, set), in the
+    /// operator's words; set with the recovery flag.
+    record_detail: Mutex<Option<String>>,
     /// `true` once the first connection attempt ended, either way; the
     /// start-up check waits for it.
     attempted: watch::Sender<bool>,
@@ -301,6 +326,8 @@ impl Shared {
             eviction_guard: AtomicBool::new(true),
             identity_guard: AtomicBool::new(true),
             peers,
+            master_id: Mutex::new(None),
+            record_detail: Mutex::new(None),
             attempted: watch::Sender::new(false),
         }
     }
@@ -341,6 +368,9 @@ impl Shared {
             Recovery::Healthy => MasterState::Up,
             Recovery::Amnesia => MasterState::Amnesia,
             Recovery::Quarantined => MasterState::Quarantined,
+            Recovery::Promoted => MasterState::Promoted,
+            Recovery::LayoutMismatch => MasterState::LayoutMismatch,
+            Recovery::SetMismatch => MasterState::SetMismatch,
         }
     }
 
@@ -348,6 +378,9 @@ impl Shared {
         match self.recovery.load(Ordering::Acquire) {
             1 => Recovery::Amnesia,
             2 => Recovery::Quarantined,
+            3 => Recovery::Promoted,
+            4 => Recovery::LayoutMismatch,
+            5 => Recovery::SetMismatch,
             _ => Recovery::Healthy,
         }
     }
@@ -749,6 +782,12 @@ impl Master {
                 .shared
                 .duplicate_of()
                 .map(|of| format!("reaches the same Redis server as {of}")),
+            MasterState::Promoted | MasterState::LayoutMismatch | MasterState::SetMismatch => self
+                .shared
+                .record_detail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             _ => None,
         }
     }
@@ -778,6 +817,42 @@ impl Master {
 
     pub fn recovery(&self) -> Recovery {
         self.shared.recovery()
+    }
+
+    /// Sets the recovery flag with the words behind it (shown by
+    /// [`Master::guard_detail`] for the record's own states).
+    pub fn set_recovery_detail(&self, r: Recovery, detail: Option<String>) {
+        *self
+            .shared
+            .record_detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = detail;
+        self.set_recovery(r);
+    }
+
+    /// The master id from this master's metadata record, once read.
+    pub fn master_id(&self) -> Option<String> {
+        self.shared
+            .master_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Set by the amnesia guard whenever it reads the record.
+    pub fn set_master_id(&self, id: Option<String>) {
+        *self
+            .shared
+            .master_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = id;
+    }
+
+    /// `,id=<master id>` once known, for the master lines of `INFO`.
+    pub fn info_suffix(&self) -> String {
+        self.master_id()
+            .map(|id| format!(",id={id}"))
+            .unwrap_or_default()
     }
 
     /// Bumped on every successful (re)connect, so recovery can re-check the

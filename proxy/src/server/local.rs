@@ -472,7 +472,7 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
                 out,
                 "master{i}:address={},state={}\r\n",
                 m.name(),
-                m.state().as_str()
+                format!("{}{}", m.state().as_str(), m.info_suffix())
             );
         }
         out.push_str("\r\n");
