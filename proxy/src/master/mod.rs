@@ -848,11 +848,14 @@ impl Master {
             .unwrap_or_else(|p| p.into_inner()) = id;
     }
 
-    /// `,id=<master id>` once known, for the master lines of `INFO`.
-    pub fn info_suffix(&self) -> String {
-        self.master_id()
-            .map(|id| format!(",id={id}"))
-            .unwrap_or_default()
+    /// The state, then `,id=<master id>` once known: the `state=` value of
+    /// this master's line in `INFO`.
+    pub fn info_state(&self) -> String {
+        let state = self.state().as_str();
+        match self.master_id() {
+            Some(id) => format!("{state},id={id}"),
+            None => state.to_string(),
+        }
     }
 
     /// Bumped on every successful (re)connect, so recovery can re-check the

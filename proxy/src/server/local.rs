@@ -472,7 +472,7 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
                 out,
                 "master{i}:address={},state={}\r\n",
                 m.name(),
-                format!("{}{}", m.state().as_str(), m.info_suffix())
+                m.info_state()
             );
         }
         out.push_str("\r\n");
