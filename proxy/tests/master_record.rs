@@ -167,6 +167,8 @@ async fn a_promoted_replica_gets_no_vote_until_reseeded() {
     let mut cfg = cfg_a.clone();
     cfg.masters[0] = lockgate::config::MasterConfig::plain(r.clone());
     let gw = Gateway::start(cfg).await.expect("gateway starts");
+    // Held out from its first connection, before any record check.
+    assert_ne!(gw.engine().masters()[0].state(), MasterState::Up);
     assert!(
         wait_state(&gw, 0, MasterState::Promoted, Duration::from_secs(5)).await,
         "promoted replica must be held out: {:?}",

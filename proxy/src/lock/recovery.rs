@@ -381,7 +381,10 @@ async fn check_once(engine: &Engine, mem: &mut Memory) {
                     }
                     Verdict::Promoted(detail) => {
                         let since = *mem.first_promoted[i].get_or_insert(now);
-                        if m.recovery() != Recovery::Promoted {
+                        // The connection may already hold it out, with
+                        // words of its own: give the guard's.
+                        let changed = m.guard_detail().as_deref() != Some(detail.as_str());
+                        if m.recovery() != Recovery::Promoted || changed {
                             warn!(
                                 master = m.name(),
                                 quarantine_ms =

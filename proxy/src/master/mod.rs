@@ -11,8 +11,9 @@
 //!
 //! # Health
 //! A master is `Up` only after connect (and, with `tls = true`, a TLS
-//! handshake whose certificate verified), AUTH, PING, INFO server, CONFIG
-//! GET and SCRIPT LOAD all succeeded (a refused CONFIG GET is an answer:
+//! handshake whose certificate verified), AUTH, PING, INFO server, INFO
+//! replication (a refusal is an answer), CONFIG GET and SCRIPT LOAD all
+//! succeeded (a refused CONFIG GET is an answer:
 //! see *Guards*), each step within `connect_timeout`. `Up` is not yet a
 //! vote: the guards below and the amnesia guard may still withhold it. A certificate that fails
 //! verification keeps the master down like any other failed connect, counted
@@ -477,6 +478,25 @@ impl Shared {
             }
         }
         *slot = Some(v);
+    }
+
+    /// A new connection reached a server with a second replication
+    /// history: until the amnesia guard has compared it with the record,
+    /// it might be a promoted replica, so it does not vote (`promoted`).
+    /// A master already held out for its record keeps that state.
+    pub(crate) fn hold_until_checked(&self) {
+        if self.recovery() != Recovery::Healthy {
+            return;
+        }
+        *self.record_detail.lock().unwrap_or_else(|p| p.into_inner()) = Some(
+            "the server shows a second replication history (a promoted replica?): not voting \
+             until its metadata record is checked"
+                .to_string(),
+        );
+        let link = self.lock();
+        self.recovery
+            .store(Recovery::Promoted as u8, Ordering::Release);
+        self.publish_state(&link);
     }
 
     /// Marks this master a second address of the server `of` holds (or

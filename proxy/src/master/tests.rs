@@ -134,6 +134,13 @@ mod fake {
             let info = format!("# Server\r\nrun_id:{run_id}\r\ntcp_port:6379\r\n");
             self.reply(format!("${}\r\n{info}\r\n", info.len()).as_bytes())
                 .await;
+            self.expect(&[b"INFO", b"replication"]).await;
+            let repl = "# Replication\r\nrole:master\r\n\
+                        master_replid:9bc9b4d95138da1e89386107115d6db344e48c28\r\n\
+                        master_replid2:0000000000000000000000000000000000000000\r\n\
+                        second_repl_offset:-1\r\n";
+            self.reply(format!("${}\r\n{repl}\r\n", repl.len()).as_bytes())
+                .await;
             self.expect(&[b"CONFIG", b"GET", b"maxmemory*"]).await;
             self.reply(config).await;
         }
