@@ -72,6 +72,21 @@ async fn replid(addr: &str) -> String {
         .expect("master_replid")
 }
 
+/// A real replica of the master at `addr`, started at once (no diskless
+/// sync delay).
+async fn replica_of(addr: &str, port: &str) -> LocalRedis {
+    let mut c = direct(addr).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query_async(&mut c)
+        .await
+        .expect("CONFIG SET");
+    LocalRedis::start_with_args(&["--replicaof", "127.0.0.1", port])
+        .expect("redis-server must be installed")
+}
+
 /// Quarantine of `max_ttl + max_acquire_time` = 3 s.
 fn short_quarantine(cfg: &mut Config) {
     cfg.lock.max_ttl = Duration::from_secs(2);
@@ -141,8 +156,7 @@ async fn a_promoted_replica_gets_no_vote_until_reseeded() {
     // A real replica of master 0, caught up with its record.
     let m0 = cluster.masters[0].address();
     let port0 = cluster.masters[0].port().to_string();
-    let replica = LocalRedis::start_with_args(&["--replicaof", "127.0.0.1", &port0])
-        .expect("redis-server must be installed");
+    let replica = replica_of(&cluster.masters[0].address(), &port0).await;
     let r = replica.address();
     let mut inc = None;
     for _ in 0..50 {
@@ -192,28 +206,57 @@ async fn a_promoted_replica_gets_no_vote_until_reseeded() {
     gw.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn negative_control_without_the_guard_a_promoted_replica_votes_at_once() {
-    let mut cluster = Cluster::start(3);
-    let mut cfg_a = test_config(&cluster);
-    short_quarantine(&mut cfg_a);
-    cfg_a.lock.max_ttl = Duration::from_secs(60);
+/// A failover that loses a write: gateway A holds `x` on masters 0 and 1
+/// (master 2 is down, and master 0's replica is paused, so it never
+/// receives `x`). Master 0 dies, its replica is promoted, master 2 comes
+/// back from its AOF (it never had `x`: it votes at once, rightly), and
+/// gateway B lists the replica in master 0's place. B's acquire of `x`,
+/// while A's grant is still valid, is what the guard decides.
+async fn failover_that_lost_a_write(guard: bool) -> (Gateway, String) {
+    let m0 = LocalRedis::start().expect("redis-server must be installed");
+    let m1 = LocalRedis::start().expect("redis-server must be installed");
+    let m2 = LocalRedis::start_aof().expect("redis-server must be installed");
+    let mut cluster = Cluster {
+        masters: vec![m0, m1, m2],
+    };
+    let cfg_a = test_config(&cluster);
     let meta = lockgate::lock::keys::meta_key(&cfg_a.lock.key_prefix);
     let gw_a = start_gateway(cfg_a.clone()).await;
-    let m0 = cluster.masters[0].address();
+    let a0 = cluster.masters[0].address();
     let port0 = cluster.masters[0].port().to_string();
-    let replica = LocalRedis::start_with_args(&["--replicaof", "127.0.0.1", &port0])
-        .expect("redis-server must be installed");
+    let replica = replica_of(&cluster.masters[0].address(), &port0).await;
     let r = replica.address();
+    let mut synced = false;
     for _ in 0..50 {
         let inc = record_field(&r, &meta, "inc").await;
-        if inc.is_some() && inc == record_field(&m0, &meta, "inc").await {
+        if inc.is_some() && inc == record_field(&a0, &meta, "inc").await {
+            synced = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    gw_a.shutdown(Duration::from_secs(1)).await;
+    assert!(synced, "the replica carries master 0's record");
+    // Master 2's record on disk, then master 2 down and the replica paused.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.masters[2].kill();
+    // The replica paused and its link cut, so nothing after this reaches it.
+    replica.stop();
+    let mut c0 = direct(&a0).await;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut c0)
+        .await
+        .expect("CLIENT KILL");
+    let mut c = RawConn::connect(gw_a.local_addr()).await;
+    let held = c
+        .cmd_str(&["LOCK.ACQUIRE", "x", "30000", "OWNER", "first"])
+        .await;
+    assert!(granted(&held), "A holds x on masters 0 and 1: {held}");
+    // Master 0 dies before its replica saw x; the replica is promoted.
     cluster.masters[0].kill();
+    replica.resume();
     let mut rc = direct(&r).await;
     let _: () = redis::cmd("REPLICAOF")
         .arg("NO")
@@ -221,13 +264,49 @@ async fn negative_control_without_the_guard_a_promoted_replica_votes_at_once() {
         .query_async(&mut rc)
         .await
         .expect("REPLICAOF NO ONE");
-    let mut cfg = cfg_a.clone();
-    cfg.masters[0] = lockgate::config::MasterConfig::plain(r.clone());
-    let gw = Gateway::start(cfg).await.expect("gateway starts");
-    gw.engine().set_amnesia_guard(false);
-    // A quarantine of 61 s could not end in this window: only the missing
-    // guard lets it vote.
-    assert!(wait_state(&gw, 0, MasterState::Up, Duration::from_secs(5)).await);
+    let xs: Option<String> = redis::cmd("GET")
+        .arg("x")
+        .query_async(&mut rc)
+        .await
+        .expect("GET");
+    assert_eq!(xs, None, "the promoted replica lost x");
+    cluster.masters[2].restart().expect("restart from AOF");
+    let mut cfg_b = cfg_a.clone();
+    cfg_b.masters[0] = lockgate::config::MasterConfig::plain(r.clone());
+    let gw_b = Gateway::start(cfg_b).await.expect("gateway starts");
+    gw_b.engine().set_amnesia_guard(guard);
+    let want = if guard {
+        MasterState::Promoted
+    } else {
+        MasterState::Up
+    };
+    assert!(wait_state(&gw_b, 0, want, Duration::from_secs(5)).await);
+    // Master 2 came back from its own AOF: it votes at once.
+    assert!(wait_state(&gw_b, 2, MasterState::Up, Duration::from_secs(5)).await);
+    let mut c = RawConn::connect(gw_b.local_addr()).await;
+    let second = c
+        .cmd_str(&["LOCK.ACQUIRE", "x", "30000", "OWNER", "second"])
+        .await;
+    gw_a.shutdown(Duration::from_secs(1)).await;
+    drop(replica);
+    drop(cluster);
+    (gw_b, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_that_lost_a_write_grants_no_second_holder() {
+    let (gw, second) = failover_that_lost_a_write(true).await;
+    assert_eq!(
+        second, "*-1\r\n",
+        "x is still A's: busy on master 1, one vote short"
+    );
+    gw.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_control_without_the_guard_the_failover_grants_a_second_holder() {
+    let (gw, second) = failover_that_lost_a_write(false).await;
+    assert!(granted(&second), "two valid holders of x: {second}");
     gw.shutdown(Duration::from_secs(1)).await;
 }
 
