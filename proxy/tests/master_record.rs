@@ -4,7 +4,9 @@
 //! from its own AOF (votes at once), a record of another key layout (no
 //! vote), and two gateways whose master lists differ by one master (the
 //! recorded set refuses the one that does not match, until the operator
-//! adopts the new set). Each check has its negative control.
+//! adopts the new set), and a failover that lost a write (the promoted
+//! replica lacks a held lock: no second holder with the guard, two without
+//! it). Each check has its negative control.
 
 mod support;
 
