@@ -373,9 +373,11 @@ async fn check_once(engine: &Engine, mem: &mut Memory) {
                             info!(master = m.name(), "master has its metadata record again");
                             m.set_recovery_detail(Recovery::Healthy, None);
                         }
-                        if meta.replid != repl.replid {
+                        if meta.replid != repl.replid && repl.master {
                             // Restarted from its own data (or a record
-                            // written before `replid`): confirm it.
+                            // written before `replid`): confirm it. A
+                            // replica listed as a master refuses writes
+                            // anyway, and is left alone.
                             restamp(engine, i, &repl.replid).await;
                         }
                     }
