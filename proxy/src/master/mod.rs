@@ -859,23 +859,20 @@ impl Master {
             .clone()
     }
 
-    /// Set by the amnesia guard whenever it reads the record.
+    /// Set by the amnesia guard whenever it reads the record; logs the id
+    /// when it is learned or changes.
     pub fn set_master_id(&self, id: Option<String>) {
-        *self
+        let mut slot = self
             .shared
             .master_id
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = id;
-    }
-
-    /// The state, then `,id=<master id>` once known: the `state=` value of
-    /// this master's line in `INFO`.
-    pub fn info_state(&self) -> String {
-        let state = self.state().as_str();
-        match self.master_id() {
-            Some(id) => format!("{state},id={id}"),
-            None => state.to_string(),
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(new) = id.as_deref() {
+            if slot.as_deref() != Some(new) {
+                info!(master = %self.name(), master_id = %new, "master id (from its metadata record)");
+            }
         }
+        *slot = id;
     }
 
     /// Bumped on every successful (re)connect, so recovery can re-check the

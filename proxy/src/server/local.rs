@@ -472,7 +472,7 @@ fn info(shared: &Shared, sections: &[Bytes]) -> String {
                 out,
                 "master{i}:address={},state={}\r\n",
                 m.name(),
-                m.info_state()
+                m.state().as_str()
             );
         }
         out.push_str("\r\n");
