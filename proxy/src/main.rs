@@ -53,6 +53,18 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:9380")]
         admin_listen: String,
     },
+    /// The deployment's master set (see README, What the masters must be).
+    Masters {
+        #[command(subcommand)]
+        action: MastersCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MastersCmd {
+    /// Record this configuration's masters, and this version's key layout,
+    /// as the deployment's on every master. Every master must answer.
+    Adopt,
 }
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
@@ -156,6 +168,31 @@ async fn serve(
     Ok(())
 }
 
+/// `lockgate masters adopt`: connects to the configured masters (serving
+/// nothing), waits for every one to answer with its record, and adopts.
+async fn adopt_masters(mut config: Config) -> anyhow::Result<()> {
+    config.listen = "127.0.0.1:0".into();
+    config.admin_listen = String::new();
+    config.tls = None;
+    let gw = Gateway::start(config)
+        .await
+        .context("cannot reach the masters")?;
+    let masters = gw.engine().masters().to_vec();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < until && !masters.iter().all(|m| m.master_id().is_some()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = lockgate::lock::recovery::adopt(gw.engine()).await;
+    gw.shutdown(Duration::from_secs(1)).await;
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(e)),
+    }
+}
+
 async fn dev(masters: usize, listen: String, admin_listen: String) -> anyhow::Result<()> {
     let procs = tokio::task::spawn_blocking(move || lockgate::dev::start_masters(masters))
         .await
@@ -232,6 +269,24 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
         }) => rt.block_on(dev(masters, listen, admin_listen)),
+        Some(Cmd::Masters {
+            action: MastersCmd::Adopt,
+        }) => {
+            let overrides = Overrides {
+                config: cli.config,
+                listen: None,
+                admin_listen: None,
+                log_level: cli.log_level,
+                masters: cli.masters,
+            };
+            match overrides.load().and_then(Config::validate) {
+                Ok(c) => rt.block_on(adopt_masters(c)),
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::from(64);
+                }
+            }
+        }
         None => {
             let overrides = Overrides {
                 config: cli.config,

@@ -245,6 +245,9 @@ pub const MASTER_STATES: &[&str] = &[
     "evicting",
     "policy_unknown",
     "duplicate",
+    "promoted",
+    "layout_mismatch",
+    "set_mismatch",
 ];
 
 // === impl MasterMetrics ===
@@ -531,7 +534,8 @@ impl MasterFamilies {
                     Opts::new(
                         "lockgate_master_state",
                         "1 for the state each master is in (up, down, amnesia, quarantined, \
-                         evicting, policy_unknown, duplicate), else 0",
+                         evicting, policy_unknown, duplicate, promoted, layout_mismatch, \
+                         set_mismatch), else 0",
                     ),
                     &["master", "state"],
                 ),

@@ -33,6 +33,32 @@
 //!
 //! Seeding uses a script that creates the record only if it is still
 //! missing, so gateways racing to seed the same master cannot lower a floor.
+//!
+//! # What else the record says
+//! Besides the floor and the mark, the record carries:
+//!
+//! - `id`, the **master id**, random, given when the record is created. A
+//!   master re-seeded after amnesia takes back the id the recorded set
+//!   still names for it when it is the only one missing.
+//! - `set`, the **master set** of the deployment: the sorted ids of its
+//!   masters, written once every configured master has an id. A master
+//!   whose recorded set is not this gateway's (one of this gateway's
+//!   masters is not in it, or it has another size) does not vote for this
+//!   gateway: two gateways with different lists could otherwise each find a
+//!   quorum that the other's does not meet. Only [`adopt`], the operator's
+//!   master-set change, rewrites it.
+//! - `layout`, the [`LAYOUT_VERSION`] of the gateway's key names. A record
+//!   of another version (a record without one is version 1) does not vote:
+//!   two layouts on one master set would be two locks for one name.
+//!   [`adopt`] is also the upgrade step.
+//! - `replid`, the `master_replid` of the server when the record was
+//!   written or last confirmed. A server that was promoted from replica
+//!   since then (see [`crate::master::replication`]) may lack its old
+//!   master's last writes: it is quarantined and re-seeded exactly like
+//!   amnesia, with the record kept but its floor raised and `replid`
+//!   renewed. A master restarting from its own AOF or RDB shows no second
+//!   replication history: its record is confirmed with the new `replid` and
+//!   it votes at once.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,33 +71,72 @@ use tracing::{error, info, warn};
 
 use super::Engine;
 use crate::config::Bootstrap;
+use crate::master::replication::Replication;
 use crate::master::{MasterState, Recovery, Value};
+
+/// The version of the gateway's key layout on the masters, written into
+/// every metadata record. Raise it whenever a key name changes; gateways of
+/// two versions then refuse each other's masters.
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// How often the record of every reachable master is checked. Restarts are
 /// also caught sooner: a script that finds no record wakes this task.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A metadata record as read from a master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meta {
+    hwm: u64,
+    floor: u64,
+    id: Option<String>,
+    /// 1 when the record has no `layout` field (written before versions).
+    layout: u32,
+    /// Sorted master ids; empty while no set is recorded.
+    set: Vec<String>,
+    /// Empty when the record names none.
+    replid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Record {
-    Present { hwm: u64 },
-    Missing,
+    Present(Meta, Replication),
+    Missing(Option<Replication>),
     Unknown,
+}
+
+impl Record {
+    fn is_missing(&self) -> bool {
+        matches!(self, Record::Missing(_))
+    }
+}
+
+/// What a present record means for the vote.
+enum Verdict {
+    Healthy,
+    Promoted(String),
+    Layout(String),
+    Set(String),
+}
+
+/// Per-master memory of the recovery task.
+struct Memory {
+    first_missing: Vec<Option<Instant>>,
+    first_promoted: Vec<Option<Instant>>,
+    fresh_since: Option<Instant>,
+    ever_recorded: Vec<bool>,
 }
 
 /// Runs the amnesia guard until `shutdown` is cancelled.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let n = engine.masters().len();
-    let mut first_missing: Vec<Option<Instant>> = vec![None; n];
-    let mut fresh_since: Option<Instant> = None;
-    let mut ever_recorded = vec![false; n];
+    let mut mem = Memory {
+        first_missing: vec![None; n],
+        first_promoted: vec![None; n],
+        fresh_since: None,
+        ever_recorded: vec![false; n],
+    };
     loop {
-        check_once(
-            &engine,
-            &mut first_missing,
-            &mut fresh_since,
-            &mut ever_recorded,
-        )
-        .await;
+        check_once(&engine, &mut mem).await;
         let margin = engine.voting() as i64 - engine.quorum() as i64;
         engine.metrics().quorum_margin.set(margin);
         tokio::select! {
@@ -80,6 +145,24 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
     }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    text(v).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+async fn read_replication(engine: &Engine, i: usize) -> Option<Replication> {
+    let m = engine.masters().get(i)?;
+    let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(100));
+    let reply = m.call(&[b"INFO", b"replication"], deadline).await.ok()?;
+    Replication::from_info(&reply)
 }
 
 async fn read_record(engine: &Engine, i: usize) -> Record {
@@ -91,31 +174,147 @@ async fn read_record(engine: &Engine, i: usize) -> Record {
     }
     let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(100));
     let meta = engine.meta_key().clone();
-    match m.call(&[b"HMGET", &meta, b"inc", b"hwm"], deadline).await {
-        Ok(Value::Array(items)) => match items.as_slice() {
-            [Value::Nil, _] => Record::Missing,
-            [Value::Bulk(_), hwm] => {
-                let hwm = match hwm {
-                    Value::Bulk(b) => std::str::from_utf8(b)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0),
-                    _ => 0,
-                };
-                Record::Present { hwm }
-            }
-            _ => Record::Unknown,
-        },
-        _ => Record::Unknown,
+    let fields: [&[u8]; 9] = [
+        b"HMGET", &meta, b"inc", b"hwm", b"floor", b"id", b"layout", b"set", b"replid",
+    ];
+    let items = match m.call(&fields, deadline).await {
+        Ok(Value::Array(items)) if items.len() == 7 => items,
+        _ => return Record::Unknown,
+    };
+    let repl = read_replication(engine, i).await;
+    if items[0] == Value::Nil {
+        return Record::Missing(repl);
     }
+    // Judging a present record needs the server's replication history.
+    let Some(repl) = repl else {
+        return Record::Unknown;
+    };
+    let set: Vec<String> = text(&items[5])
+        .map(|s| {
+            let mut v: Vec<String> = s
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let layout = match &items[4] {
+        Value::Nil => 1,
+        v => text(v).and_then(|s| s.parse().ok()).unwrap_or(0),
+    };
+    Record::Present(
+        Meta {
+            hwm: number(&items[1]),
+            floor: number(&items[2]),
+            id: text(&items[3]).filter(|s| !s.is_empty()),
+            layout,
+            set,
+            replid: text(&items[6]).unwrap_or_default(),
+        },
+        repl,
+    )
 }
 
-async fn check_once(
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The master set `meta` records against this gateway's masters: `None`
+/// when they agree (or no set is recorded yet), else the difference.
+fn set_difference(engine: &Engine, i: usize, meta: &Meta, records: &[Record]) -> Option<String> {
+    if meta.set.is_empty() {
+        return None;
+    }
+    let masters = engine.masters();
+    let n = masters.len();
+    let here = masters.get(i).map(|m| m.name()).unwrap_or("?");
+    let mut diffs = Vec::new();
+    let mut known = Vec::new();
+    for (j, r) in records.iter().enumerate() {
+        if let Record::Present(
+            Meta {
+                id: Some(id),
+                layout: LAYOUT_VERSION,
+                ..
+            },
+            _,
+        ) = r
+        {
+            known.push(id.clone());
+            if !meta.set.contains(id) {
+                let addr = masters.get(j).map(|m| m.name()).unwrap_or("?");
+                diffs.push(format!(
+                    "this gateway lists {addr} (master id {}), which the set recorded on {here} \
+                     does not name",
+                    short(id)
+                ));
+            }
+        }
+    }
+    let all_known = known.len() == n;
+    for id in &meta.set {
+        if all_known && !known.contains(id) {
+            diffs.push(format!(
+                "the set recorded on {here} names master id {}, which this gateway does not list",
+                short(id)
+            ));
+        }
+    }
+    if meta.set.len() != n {
+        diffs.push(format!(
+            "the set recorded on {here} has {} masters, this gateway lists {n}",
+            meta.set.len()
+        ));
+    }
+    if diffs.is_empty() {
+        return None;
+    }
+    let recorded: Vec<&str> = meta.set.iter().map(|s| short(s)).collect();
+    Some(format!(
+        "master set differs: {}; recorded set [{}]; if this gateway's list is the intended \
+         one, run `lockgate masters adopt` (see README, What the masters must be)",
+        diffs.join("; "),
+        recorded.join(",")
+    ))
+}
+
+fn judge(
     engine: &Engine,
-    first_missing: &mut [Option<Instant>],
-    fresh_since: &mut Option<Instant>,
-    ever_recorded: &mut [bool],
-) {
+    i: usize,
+    meta: &Meta,
+    repl: &Replication,
+    records: &[Record],
+    guard_on: bool,
+) -> Verdict {
+    let name = engine.masters().get(i).map(|m| m.name()).unwrap_or("?");
+    if meta.layout != LAYOUT_VERSION {
+        return Verdict::Layout(format!(
+            "the record on {name} is for key layout version {}, this gateway uses layout \
+             version {LAYOUT_VERSION}: two layouts on one master set would be two locks for \
+             one name; stop every gateway of the other version, then run `lockgate masters \
+             adopt` (see README, What the masters must be)",
+            meta.layout
+        ));
+    }
+    // The negative control (guard off) votes on a promoted replica at once.
+    if guard_on && repl.promoted_since(&meta.replid) {
+        return Verdict::Promoted(format!(
+            "{name} is a replica promoted to master (master_replid2 {}…) since its record was \
+             written: it may lack its old master's last writes; quarantined, then re-seeded",
+            short(repl.replid2.as_deref().unwrap_or(""))
+        ));
+    }
+    if guard_on {
+        if let Some(diff) = set_difference(engine, i, meta, records) {
+            return Verdict::Set(diff);
+        }
+    }
+    Verdict::Healthy
+}
+
+async fn check_once(engine: &Engine, mem: &mut Memory) {
     let n = engine.masters().len();
     let q = engine.quorum();
     let mut records = Vec::with_capacity(n);
@@ -133,38 +332,97 @@ async fn check_once(
     let late: Vec<bool> = (0..n)
         .map(|i| {
             cfg.bootstrap == Bootstrap::Immediate
-                && records[i] == Record::Missing
-                && !ever_recorded[i]
+                && records[i].is_missing()
+                && !mem.ever_recorded[i]
         })
         .collect();
+    // The master set the healthy masters record, and the ids they carry.
+    let mut recorded_set: Option<Vec<String>> = None;
+    let mut promoted_due = Vec::new();
     for (i, rec) in records.iter().enumerate() {
         let m = &engine.masters()[i];
-        if let Record::Present { .. } = rec {
-            ever_recorded[i] = true;
-        }
         // An unanswered check (a busy master) keeps the last verdict; only a
         // missing record or a lost link withdraws it.
         match rec {
-            Record::Present { .. } => engine.record_seen[i].store(true, Ordering::Relaxed),
-            Record::Missing => engine.record_seen[i].store(false, Ordering::Relaxed),
+            Record::Present(..) => engine.record_seen[i].store(true, Ordering::Relaxed),
+            Record::Missing(_) => engine.record_seen[i].store(false, Ordering::Relaxed),
             Record::Unknown if m.state() == MasterState::Down => {
                 engine.record_seen[i].store(false, Ordering::Relaxed)
             }
             Record::Unknown => {}
         }
         match rec {
-            Record::Present { hwm } => {
-                present += 1;
-                max_hwm = max_hwm.max(*hwm);
-                first_missing[i] = None;
-                if m.recovery() != Recovery::Healthy {
-                    info!(master = m.name(), "master has its metadata record again");
-                    m.set_recovery(Recovery::Healthy);
+            Record::Present(meta, repl) => {
+                mem.ever_recorded[i] = true;
+                mem.first_missing[i] = None;
+                m.set_master_id(meta.id.clone());
+                // Every mark is at most a granted-or-refused proposal, so a
+                // higher floor from any of them is only more conservative.
+                max_hwm = max_hwm.max(meta.hwm).max(meta.floor);
+                let verdict = judge(engine, i, meta, repl, &records, guard_on);
+                if !matches!(verdict, Verdict::Promoted(_)) {
+                    mem.first_promoted[i] = None;
+                }
+                match verdict {
+                    Verdict::Healthy => {
+                        present += 1;
+                        if !meta.set.is_empty() {
+                            recorded_set.get_or_insert_with(|| meta.set.clone());
+                        }
+                        if m.recovery() != Recovery::Healthy {
+                            info!(master = m.name(), "master has its metadata record again");
+                            m.set_recovery_detail(Recovery::Healthy, None);
+                        }
+                        if meta.replid != repl.replid && repl.master {
+                            // Restarted from its own data (or a record
+                            // written before `replid`): confirm it. A
+                            // replica listed as a master refuses writes
+                            // anyway, and is left alone.
+                            restamp(engine, i, &repl.replid).await;
+                        }
+                    }
+                    Verdict::Promoted(detail) => {
+                        let since = *mem.first_promoted[i].get_or_insert(now);
+                        // The connection may already hold it out, with
+                        // words of its own: give the guard's.
+                        let changed = m.guard_detail().as_deref() != Some(detail.as_str());
+                        if m.recovery() != Recovery::Promoted || changed {
+                            warn!(
+                                master = m.name(),
+                                quarantine_ms =
+                                    u64::try_from(quarantine.as_millis()).unwrap_or(u64::MAX),
+                                "{detail}"
+                            );
+                            m.set_recovery_detail(Recovery::Promoted, Some(detail));
+                        }
+                        if now >= since + quarantine {
+                            promoted_due.push((i, meta.replid.clone(), repl.replid.clone()));
+                        }
+                    }
+                    Verdict::Layout(detail) => {
+                        if m.recovery() != Recovery::LayoutMismatch {
+                            error!(
+                                master = m.name(),
+                                record_layout = meta.layout,
+                                gateway_layout = LAYOUT_VERSION,
+                                "master does not vote: {detail}"
+                            );
+                            m.set_recovery_detail(Recovery::LayoutMismatch, Some(detail));
+                        }
+                    }
+                    Verdict::Set(detail) => {
+                        let changed = m.guard_detail().as_deref() != Some(detail.as_str());
+                        if m.recovery() != Recovery::SetMismatch || changed {
+                            error!(master = m.name(), "master does not vote: {detail}");
+                            m.set_recovery_detail(Recovery::SetMismatch, Some(detail));
+                        }
+                    }
                 }
             }
-            Record::Missing => {
-                if first_missing[i].is_none() {
-                    first_missing[i] = Some(now);
+            Record::Missing(_) => {
+                m.set_master_id(None);
+                if mem.first_missing[i].is_none() {
+                    mem.first_missing[i] = Some(now);
                 }
                 if m.recovery() != Recovery::Quarantined && !late[i] {
                     warn!(
@@ -173,25 +431,47 @@ async fn check_once(
                         "master has no metadata record (new, or restarted empty): not voting \
                          until it is initialised"
                     );
-                    m.set_recovery(Recovery::Quarantined);
+                    m.set_recovery_detail(Recovery::Quarantined, None);
                 }
             }
             Record::Unknown => {}
         }
     }
 
-    let missing: Vec<usize> = (0..n).filter(|&i| records[i] == Record::Missing).collect();
-    if missing.is_empty() {
-        *fresh_since = None;
-        return;
+    // Promoted replicas whose quarantine is over: re-seed the floor from a
+    // quorum of healthy masters, as for amnesia.
+    if present >= q {
+        for (i, expected, replid) in promoted_due {
+            if reseed_promoted(engine, i, max_hwm, &expected, &replid).await {
+                engine.metrics().master_reseeds.inc();
+                mem.first_promoted[i] = None;
+                info!(
+                    master = engine.masters()[i].name(),
+                    floor = max_hwm,
+                    "promoted replica re-seeded after quarantine"
+                );
+            }
+        }
     }
 
+    form_set(engine, &records).await;
+
+    let missing: Vec<usize> = (0..n).filter(|&i| records[i].is_missing()).collect();
+    if missing.is_empty() {
+        mem.fresh_since = None;
+        return;
+    }
+    let replid_of = |i: usize| match &records[i] {
+        Record::Missing(Some(r)) => r.replid.clone(),
+        _ => String::new(),
+    };
+
     if present >= q {
-        *fresh_since = None;
+        mem.fresh_since = None;
         let floor = max_hwm.max(engine.proposer().now_us());
         for &i in missing.iter().filter(|&&i| late[i]) {
-            if seed(engine, i, floor).await {
-                ever_recorded[i] = true;
+            if seed(engine, i, floor, &new_id(), "", &replid_of(i)).await {
+                mem.ever_recorded[i] = true;
                 engine.metrics().deployment_inits.inc();
                 info!(
                     master = engine.masters()[i].name(),
@@ -199,15 +479,33 @@ async fn check_once(
                 );
             }
         }
+        // A master re-seeded after amnesia takes back its id when it is the
+        // only master the recorded set is missing.
+        let set = recorded_set.unwrap_or_default();
+        let known: Vec<&String> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Present(meta, _) => meta.id.as_ref(),
+                _ => None,
+            })
+            .collect();
+        let leftover: Vec<&String> = set.iter().filter(|id| !known.contains(id)).collect();
+        let inherit = (leftover.len() == 1 && missing.len() == 1).then(|| leftover[0].clone());
         for &i in missing.iter().filter(|&&i| !late[i]) {
-            let due = first_missing[i].is_some_and(|t| now >= t + quarantine);
+            let due = mem.first_missing[i].is_some_and(|t| now >= t + quarantine);
             if !due && guard_on {
                 continue;
             }
             // The negative control (guard off) seeds at once with no floor,
             // which is exactly the unsafe behaviour the guard prevents.
             let floor = if guard_on { max_hwm } else { 0 };
-            if seed(engine, i, floor).await {
+            let id = inherit.clone().unwrap_or_else(new_id);
+            let set_s = if inherit.is_some() {
+                set.join(",")
+            } else {
+                String::new()
+            };
+            if seed(engine, i, floor, &id, &set_s, &replid_of(i)).await {
                 engine.metrics().master_reseeds.inc();
                 info!(
                     master = engine.masters()[i].name(),
@@ -216,7 +514,7 @@ async fn check_once(
             }
         }
     } else {
-        let since = *fresh_since.get_or_insert(now);
+        let since = *mem.fresh_since.get_or_insert(now);
         let waited = now >= since + quarantine;
         // Fewer than q answered with a record. That is a fresh deployment
         // or a total loss only if every master answered; when some did not
@@ -230,8 +528,10 @@ async fn check_once(
         let all_answered = records.iter().all(|r| *r != Record::Unknown);
         let floor = max_hwm.max(engine.proposer().now_us());
         for &i in &missing {
-            let due = if ever_recorded[i] && guard_on {
-                all_answered && waited && first_missing[i].is_some_and(|t| now >= t + quarantine)
+            let due = if mem.ever_recorded[i] && guard_on {
+                all_answered
+                    && waited
+                    && mem.first_missing[i].is_some_and(|t| now >= t + quarantine)
             } else {
                 // New masters, and the negative control (guard off), which
                 // keeps the old, unsafe shortcut on purpose.
@@ -240,8 +540,8 @@ async fn check_once(
             if !due {
                 continue;
             }
-            if seed(engine, i, floor).await {
-                ever_recorded[i] = true;
+            if seed(engine, i, floor, &new_id(), "", &replid_of(i)).await {
+                mem.ever_recorded[i] = true;
                 engine.metrics().deployment_inits.inc();
                 warn!(
                     master = engine.masters()[i].name(),
@@ -256,21 +556,124 @@ async fn check_once(
     }
 }
 
+fn new_id() -> String {
+    let id: [u8; 8] = rand::random();
+    hex::encode(id)
+}
+
+/// Records the master set once every configured master carries a record of
+/// this layout with an id, on the masters that record none yet, provided
+/// every set already recorded is this gateway's.
+async fn form_set(engine: &Engine, records: &[Record]) {
+    let mut ids = Vec::with_capacity(records.len());
+    let mut empty = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let Record::Present(meta, _) = r else { return };
+        let Some(id) = &meta.id else { return };
+        if meta.layout != LAYOUT_VERSION {
+            return;
+        }
+        ids.push(id.clone());
+        if meta.set.is_empty() {
+            empty.push(i);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    if empty.is_empty() || ids.len() != records.len() {
+        return;
+    }
+    let agreed = records.iter().all(|r| match r {
+        Record::Present(meta, _) => meta.set.is_empty() || meta.set == ids,
+        _ => false,
+    });
+    if !agreed {
+        return;
+    }
+    let set = Bytes::from(ids.join(","));
+    let meta = engine.meta_key().clone();
+    for i in empty {
+        let Some(m) = engine.masters().get(i) else {
+            continue;
+        };
+        let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(200));
+        // HSET only if the set is still empty: another gateway may have
+        // written it meanwhile.
+        let _ = m
+            .eval(
+                &engine.scripts().meta_init,
+                &[&meta],
+                &[b"setifempty", b"", b"0", b"", b"", &set, b""],
+                deadline,
+            )
+            .await;
+    }
+    info!(set = %String::from_utf8_lossy(&set), "recorded the master set on every master");
+}
+
+/// Confirms the record of a master that restarted from its own data.
+async fn restamp(engine: &Engine, i: usize, replid: &str) {
+    let Some(m) = engine.masters().get(i) else {
+        return;
+    };
+    let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(200));
+    let meta = engine.meta_key().clone();
+    let _ = m
+        .call(&[b"HSET", &meta, b"replid", replid.as_bytes()], deadline)
+        .await;
+}
+
 /// Creates the record on master `i` if it is still missing.
-async fn seed(engine: &Engine, i: usize, floor: u64) -> bool {
+async fn seed(engine: &Engine, i: usize, floor: u64, id: &str, set: &str, replid: &str) -> bool {
+    write_record(engine, i, b"init", floor, id, set, replid, "").await
+}
+
+/// Replaces the record of a promoted replica if it still names the old
+/// history `expected`.
+async fn reseed_promoted(
+    engine: &Engine,
+    i: usize,
+    floor: u64,
+    expected: &str,
+    replid: &str,
+) -> bool {
+    write_record(engine, i, b"reseed", floor, "", "", replid, expected).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_record(
+    engine: &Engine,
+    i: usize,
+    mode: &[u8],
+    floor: u64,
+    id: &str,
+    set: &str,
+    replid: &str,
+    expected: &str,
+) -> bool {
     let Some(m) = engine.masters().get(i) else {
         return false;
     };
     let incarnation: [u8; 8] = rand::random();
     let inc = Bytes::from(hex::encode(incarnation));
     let floor_s = Bytes::from(floor.to_string());
+    let layout = Bytes::from(LAYOUT_VERSION.to_string());
     let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(200));
     let meta = engine.meta_key().clone();
     match m
         .eval(
             &engine.scripts().meta_init,
             &[&meta],
-            &[&inc, &floor_s],
+            &[
+                mode,
+                &inc,
+                &floor_s,
+                id.as_bytes(),
+                &layout,
+                set.as_bytes(),
+                replid.as_bytes(),
+                expected.as_bytes(),
+            ],
             deadline,
         )
         .await
@@ -278,7 +681,10 @@ async fn seed(engine: &Engine, i: usize, floor: u64) -> bool {
         Ok(Value::Int(_)) => {
             engine.proposer().observe(floor);
             engine.record_seen[i].store(true, Ordering::Relaxed);
-            m.set_recovery(Recovery::Healthy);
+            if !id.is_empty() {
+                m.set_master_id(Some(id.to_string()));
+            }
+            m.set_recovery_detail(Recovery::Healthy, None);
             true
         }
         Ok(other) => {
@@ -290,4 +696,89 @@ async fn seed(engine: &Engine, i: usize, floor: u64) -> bool {
             false
         }
     }
+}
+
+/// The operator's master-set change and layout upgrade: records this
+/// gateway's masters as the deployment's master set, and this gateway's
+/// [`LAYOUT_VERSION`], on every one of them.
+///
+/// Every configured master must answer with a record and none may be a
+/// duplicate or a promoted replica still in quarantine; otherwise nothing
+/// is written. The floor of every master is raised to the highest mark and
+/// floor of all of them, so registers under a new key layout start above
+/// every token granted under the old one.
+///
+/// # Errors
+/// What kept the set from being adopted, naming the masters.
+pub async fn adopt(engine: &Engine) -> Result<String, String> {
+    let n = engine.masters().len();
+    let mut records = Vec::with_capacity(n);
+    for i in 0..n {
+        records.push(read_record(engine, i).await);
+    }
+    let mut problems = Vec::new();
+    let mut floor = 0u64;
+    let mut ids = Vec::with_capacity(n);
+    for (i, r) in records.iter().enumerate() {
+        let m = &engine.masters()[i];
+        if m.state() == MasterState::Duplicate {
+            problems.push(format!(
+                "{} reaches the same server as another master",
+                m.name()
+            ));
+            continue;
+        }
+        match r {
+            Record::Unknown => problems.push(format!("{} did not answer", m.name())),
+            Record::Missing(_) => problems.push(format!(
+                "{} has no metadata record yet (new, or amnesia): wait until it is initialised",
+                m.name()
+            )),
+            Record::Present(meta, repl) => {
+                if repl.promoted_since(&meta.replid) {
+                    problems.push(format!(
+                        "{} is a promoted replica still in quarantine",
+                        m.name()
+                    ));
+                }
+                floor = floor.max(meta.hwm).max(meta.floor);
+                ids.push(meta.id.clone().unwrap_or_else(new_id));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "master set not adopted, nothing written: {}; every configured master must \
+             answer with its record",
+            problems.join("; ")
+        ));
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != n {
+        return Err(
+            "master set not adopted: two masters carry the same master id (a \
+                    replica listed beside its master?); list each server once"
+                .to_string(),
+        );
+    }
+    let set = sorted.join(",");
+    let mut failed = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if !write_record(engine, i, b"adopt", floor, id, &set, "", "").await {
+            failed.push(engine.masters()[i].name().to_string());
+        }
+    }
+    engine.amnesia_seen.notify_one();
+    if !failed.is_empty() {
+        return Err(format!(
+            "master set written on some masters only (not on {}); run adopt again",
+            failed.join(", ")
+        ));
+    }
+    info!(set = %set, layout = LAYOUT_VERSION, floor, "adopted the master set");
+    Ok(format!(
+        "adopted master set [{set}] (layout version {LAYOUT_VERSION}) on {n} masters, floor {floor}"
+    ))
 }

@@ -44,6 +44,7 @@ use tracing::{debug, info};
 use super::backoff::Backoff;
 use super::identity::ServerId;
 use super::policy::{self, Verdict};
+use super::replication::Replication;
 use super::wire::{encode_command, ReplyDecoder, ReplyLimits};
 use super::{MasterError, Request, Shared, Value};
 use crate::config::{MasterConfig, MasterTuning};
@@ -141,6 +142,9 @@ pub(crate) struct Handshake {
 pub(crate) struct Greeting {
     pub id: ServerId,
     pub verdict: Verdict,
+    /// `INFO replication` shows a second replication history: the server
+    /// may be a promoted replica, held out until its record is checked.
+    pub second_history: bool,
 }
 
 /// A reply slot waiting in the FIFO.
@@ -273,6 +277,21 @@ impl Handshake {
                 reason: "no run_id in the reply; the gateway needs it to tell masters apart".into(),
             });
         };
+        // A refused or unreadable INFO replication is no reading: the
+        // amnesia guard reads it again and withholds the vote if it must.
+        let second_history = match self
+            .answer(
+                "INFO replication",
+                s,
+                rbuf,
+                decoder,
+                &[b"INFO", b"replication"],
+            )
+            .await?
+        {
+            Ok(v) => Replication::from_info(&v).is_some_and(|r| r.replid2.is_some()),
+            Err(_) => false,
+        };
         let verdict = match self
             .answer("CONFIG GET", s, rbuf, decoder, &policy::CONFIG_GET)
             .await?
@@ -296,7 +315,11 @@ impl Handshake {
                 }
             }
         }
-        Ok(Greeting { id, verdict })
+        Ok(Greeting {
+            id,
+            verdict,
+            second_history,
+        })
     }
 
     async fn step<S: AsyncRead + AsyncWrite + Unpin>(
@@ -380,6 +403,9 @@ pub(crate) async fn supervise<C: Connector>(
                 // Judged and claimed before the link is up: see the guard
                 // note above.
                 shared.set_policy(greeting.verdict);
+                if greeting.second_history {
+                    shared.hold_until_checked();
+                }
                 shared.peers().claim(shared.index(), &shared, &greeting.id);
                 let kill = stop.child_token();
                 let up = shared.link_up(kill.clone());

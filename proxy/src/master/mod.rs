@@ -11,8 +11,9 @@
 //!
 //! # Health
 //! A master is `Up` only after connect (and, with `tls = true`, a TLS
-//! handshake whose certificate verified), AUTH, PING, INFO server, CONFIG
-//! GET and SCRIPT LOAD all succeeded (a refused CONFIG GET is an answer:
+//! handshake whose certificate verified), AUTH, PING, INFO server, INFO
+//! replication (a refusal is an answer), CONFIG GET and SCRIPT LOAD all
+//! succeeded (a refused CONFIG GET is an answer:
 //! see *Guards*), each step within `connect_timeout`. `Up` is not yet a
 //! vote: the guards below and the amnesia guard may still withhold it. A certificate that fails
 //! verification keeps the master down like any other failed connect, counted
@@ -56,11 +57,14 @@
 //! - [`backoff`]: reconnect pacing.
 //! - [`policy`]: what an eviction policy means for the vote.
 //! - [`identity`]: one server, one vote, whatever addresses reach it.
+//! - [`replication`]: what `INFO replication` says about a server's past
+//!   (a replica promoted in a master's place).
 
 pub mod backoff;
 mod conn;
 pub mod identity;
 pub mod policy;
+pub mod replication;
 pub mod wire;
 
 #[cfg(test)]
@@ -167,6 +171,14 @@ pub enum MasterState {
     PolicyUnknown = 5,
     /// Connected to a server another configured master already reaches.
     Duplicate = 6,
+    /// Connected, but a replica promoted since its record was written: it
+    /// may lack its old master's last writes. Quarantined like amnesia.
+    Promoted = 7,
+    /// Connected, but its record was written for another layout of the
+    /// gateway's keys.
+    LayoutMismatch = 8,
+    /// Connected, but the master set recorded on it is not this gateway's.
+    SetMismatch = 9,
 }
 
 impl MasterState {
@@ -179,6 +191,9 @@ impl MasterState {
             MasterState::Evicting => "evicting",
             MasterState::PolicyUnknown => "policy_unknown",
             MasterState::Duplicate => "duplicate",
+            MasterState::Promoted => "promoted",
+            MasterState::LayoutMismatch => "layout_mismatch",
+            MasterState::SetMismatch => "set_mismatch",
         }
     }
 }
@@ -190,6 +205,12 @@ pub enum Recovery {
     Healthy = 0,
     Amnesia = 1,
     Quarantined = 2,
+    /// A promoted replica, quarantined and then re-seeded like amnesia.
+    Promoted = 3,
+    /// Its record names another key layout version.
+    LayoutMismatch = 4,
+    /// Its record names another master set.
+    SetMismatch = 5,
 }
 
 /// State shared by the [`Master`] handle and its connection task.
@@ -232,6 +253,11 @@ pub(crate) struct Shared {
     identity_guard: AtomicBool,
     /// The claims of every master of this gateway.
     peers: Arc<Peers>,
+    /// The master id read from its metadata record, once known.
+    master_id: Mutex<Option<String>>,
+    /// Why the record withholds the vote (promotion, layout, set), in the
+    /// operator's words; set with the recovery flag.
+    record_detail: Mutex<Option<String>>,
     /// `true` once the first connection attempt ended, either way; the
     /// start-up check waits for it.
     attempted: watch::Sender<bool>,
@@ -301,6 +327,8 @@ impl Shared {
             eviction_guard: AtomicBool::new(true),
             identity_guard: AtomicBool::new(true),
             peers,
+            master_id: Mutex::new(None),
+            record_detail: Mutex::new(None),
             attempted: watch::Sender::new(false),
         }
     }
@@ -341,6 +369,9 @@ impl Shared {
             Recovery::Healthy => MasterState::Up,
             Recovery::Amnesia => MasterState::Amnesia,
             Recovery::Quarantined => MasterState::Quarantined,
+            Recovery::Promoted => MasterState::Promoted,
+            Recovery::LayoutMismatch => MasterState::LayoutMismatch,
+            Recovery::SetMismatch => MasterState::SetMismatch,
         }
     }
 
@@ -348,6 +379,9 @@ impl Shared {
         match self.recovery.load(Ordering::Acquire) {
             1 => Recovery::Amnesia,
             2 => Recovery::Quarantined,
+            3 => Recovery::Promoted,
+            4 => Recovery::LayoutMismatch,
+            5 => Recovery::SetMismatch,
             _ => Recovery::Healthy,
         }
     }
@@ -444,6 +478,25 @@ impl Shared {
             }
         }
         *slot = Some(v);
+    }
+
+    /// A new connection reached a server with a second replication
+    /// history: until the amnesia guard has compared it with the record,
+    /// it might be a promoted replica, so it does not vote (`promoted`).
+    /// A master already held out for its record keeps that state.
+    pub(crate) fn hold_until_checked(&self) {
+        if self.recovery() != Recovery::Healthy {
+            return;
+        }
+        *self.record_detail.lock().unwrap_or_else(|p| p.into_inner()) = Some(
+            "the server shows a second replication history (a promoted replica?): not voting \
+             until its metadata record is checked"
+                .to_string(),
+        );
+        let link = self.lock();
+        self.recovery
+            .store(Recovery::Promoted as u8, Ordering::Release);
+        self.publish_state(&link);
     }
 
     /// Marks this master a second address of the server `of` holds (or
@@ -749,6 +802,12 @@ impl Master {
                 .shared
                 .duplicate_of()
                 .map(|of| format!("reaches the same Redis server as {of}")),
+            MasterState::Promoted | MasterState::LayoutMismatch | MasterState::SetMismatch => self
+                .shared
+                .record_detail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             _ => None,
         }
     }
@@ -778,6 +837,42 @@ impl Master {
 
     pub fn recovery(&self) -> Recovery {
         self.shared.recovery()
+    }
+
+    /// Sets the recovery flag with the words behind it (shown by
+    /// [`Master::guard_detail`] for the record's own states).
+    pub fn set_recovery_detail(&self, r: Recovery, detail: Option<String>) {
+        *self
+            .shared
+            .record_detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = detail;
+        self.set_recovery(r);
+    }
+
+    /// The master id from this master's metadata record, once read.
+    pub fn master_id(&self) -> Option<String> {
+        self.shared
+            .master_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Set by the amnesia guard whenever it reads the record; logs the id
+    /// when it is learned or changes.
+    pub fn set_master_id(&self, id: Option<String>) {
+        let mut slot = self
+            .shared
+            .master_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(new) = id.as_deref() {
+            if slot.as_deref() != Some(new) {
+                info!(master = %self.name(), master_id = %new, "master id (from its metadata record)");
+            }
+        }
+        *slot = id;
     }
 
     /// Bumped on every successful (re)connect, so recovery can re-check the

@@ -134,6 +134,13 @@ mod fake {
             let info = format!("# Server\r\nrun_id:{run_id}\r\ntcp_port:6379\r\n");
             self.reply(format!("${}\r\n{info}\r\n", info.len()).as_bytes())
                 .await;
+            self.expect(&[b"INFO", b"replication"]).await;
+            let repl = "# Replication\r\nrole:master\r\n\
+                        master_replid:9bc9b4d95138da1e89386107115d6db344e48c28\r\n\
+                        master_replid2:0000000000000000000000000000000000000000\r\n\
+                        second_repl_offset:-1\r\n";
+            self.reply(format!("${}\r\n{repl}\r\n", repl.len()).as_bytes())
+                .await;
             self.expect(&[b"CONFIG", b"GET", b"maxmemory*"]).await;
             self.reply(config).await;
         }
@@ -269,12 +276,12 @@ mod fake {
         let mut f = start();
         assert_eq!(f.master.state(), MasterState::Down);
         assert_eq!(f.master.connection_generation(), 0);
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         let _conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Up);
         assert!(f.master.is_voting());
         assert_eq!(f.master.connection_generation(), 1);
-        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(f.metrics.reconnects.get(), 0);
     }
 
@@ -471,7 +478,7 @@ mod fake {
             };
             assert_eq!(m.state(), want, "after {i} timeouts");
         }
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
 
         // Down fails fast: no time passes, nothing is written.
         let before = Instant::now();
@@ -706,7 +713,7 @@ mod fake {
         assert_eq!(m.call(&[b"PING"], in_ms(10)).await, Err(MasterError::Down));
         // The task ended: its connector (the sender) is gone.
         assert!(within(f.conns.recv()).await.is_none());
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[tokio::test]
@@ -727,19 +734,19 @@ mod fake {
         let conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Amnesia);
         assert!(!f.master.is_voting());
-        assert_eq!(state_gauge(&f.metrics), [0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
         f.master.set_recovery(Recovery::Quarantined);
-        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
 
         drop(conn);
         f.wait_for_state(MasterState::Down).await;
-        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         // The flag is the lock engine's to clear; a reconnect keeps it.
         let _conn = f.connect().await;
         assert_eq!(f.master.state(), MasterState::Quarantined);
         f.master.set_recovery(Recovery::Healthy);
         assert_eq!(f.master.recovery(), Recovery::Healthy);
-        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(state_gauge(&f.metrics), [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[tokio::test]
@@ -771,7 +778,7 @@ mod fake {
             assert!(f.master.wait_connected(Duration::from_secs(1)).await);
             assert_eq!(f.master.state(), MasterState::Evicting, "{policy}");
             assert!(!f.master.is_voting());
-            assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 1, 0, 0]);
+            assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
             let why = f.master.guard_detail().expect("a reason");
             assert!(why.contains(policy), "{why}");
             assert!(
@@ -793,7 +800,7 @@ mod fake {
         conn.handshake_as(&f.scripts, RUN_ID, refusal).await;
         assert!(f.master.wait_connected(Duration::from_secs(1)).await);
         assert_eq!(f.master.state(), MasterState::PolicyUnknown);
-        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 0, 1, 0]);
+        assert_eq!(state_gauge(&f.metrics), [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
         let why = f.master.guard_detail().expect("a reason");
         assert!(why.contains("unknown command"), "{why}");
         assert!(why.contains("eviction_policy"), "{why}");
@@ -876,7 +883,7 @@ mod fake {
         // wait for it beyond its bound.
         assert_eq!(a.master.state(), MasterState::Up);
         assert_eq!(b.master.state(), MasterState::Duplicate);
-        assert_eq!(state_gauge(&b.metrics), [0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(state_gauge(&b.metrics), [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
         let why = b.master.guard_detail().expect("a reason");
         assert!(why.contains("127.0.0.1:6379"), "{why}");
 
