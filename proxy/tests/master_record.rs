@@ -489,3 +489,83 @@ async fn two_gateways_whose_lists_differ_by_one_master() {
     gw_old.shutdown(Duration::from_secs(1)).await;
     gw_b.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A gateway of key layout 1 keeps its record under the old name. Where one
+/// appears (a master set still served by old gateways, or one of them
+/// re-initialising a master after an upgrade), a gateway of this layout
+/// gives that master no vote: two layouts serving one master set would be
+/// two locks for one name. `adopt` then takes the old record's marks into
+/// the floor and deletes it, and tokens keep rising across the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_one_record_takes_the_vote_until_adopted() {
+    let cluster = Cluster::start(3);
+    let cfg = test_config(&cluster);
+    let prefix = cfg.lock.key_prefix.clone();
+    let old = lockgate::lock::keys::v1_meta_key(&prefix);
+    let meta = lockgate::lock::keys::meta_key(&prefix);
+    let gw = start_gateway(cfg).await;
+    let before = acquire(&gw, "upgrade").await;
+    assert!(granted(&before), "{before}");
+    // An old gateway's record on masters 0 and 1, with a mark far above
+    // anything this gateway has granted.
+    let high: u64 = 8_000_000_000_000_000;
+    for m in &cluster.masters[..2] {
+        let mut c = direct(&m.address()).await;
+        let _: () = redis::cmd("HSET")
+            .arg(&old[..])
+            .arg("inc")
+            .arg("v1")
+            .arg("floor")
+            .arg(high)
+            .arg("hwm")
+            .arg(high)
+            .query_async(&mut c)
+            .await
+            .expect("HSET");
+    }
+    for i in 0..2 {
+        assert!(
+            wait_state(&gw, i, MasterState::LayoutMismatch, Duration::from_secs(5)).await,
+            "master {i} still votes beside a layout-1 record"
+        );
+    }
+    let why = gw.engine().masters()[0].guard_detail().expect("a reason");
+    assert!(why.contains("layout version 1"), "{why}");
+    // Negative control: the master without an old record still votes, and
+    // with one vote of three nothing is granted.
+    assert_eq!(gw.engine().masters()[2].state(), MasterState::Up);
+    let refused = acquire(&gw, "upgrade-2").await;
+    assert!(refused.starts_with("-NOQUORUM"), "{refused}");
+    // The upgrade step: the old records go, the floor covers their marks.
+    let done = adopt(gw.engine()).await.expect("adopt");
+    assert!(done.contains("on 3 masters"), "{done}");
+    for m in &cluster.masters {
+        let mut c = direct(&m.address()).await;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&old[..])
+            .query_async(&mut c)
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, 0, "{} keeps the layout-1 record", m.address());
+        let floor: u64 = record_field(&m.address(), &meta, "floor")
+            .await
+            .and_then(|f| f.parse().ok())
+            .expect("a floor");
+        assert!(floor >= high, "{}: floor {floor} < {high}", m.address());
+    }
+    for i in 0..3 {
+        assert!(wait_state(&gw, i, MasterState::Up, Duration::from_secs(5)).await);
+    }
+    let after = acquire(&gw, "upgrade-3").await;
+    assert!(granted(&after), "{after}");
+    let token: u64 = after
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix(':'))
+        .and_then(|t| t.parse().ok())
+        .expect("a token");
+    assert!(
+        token > high,
+        "token {token} is not above the old mark {high}"
+    );
+    gw.shutdown(Duration::from_secs(1)).await;
+}

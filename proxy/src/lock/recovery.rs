@@ -74,10 +74,9 @@ use crate::config::Bootstrap;
 use crate::master::replication::Replication;
 use crate::master::{MasterState, Recovery, Value};
 
-/// The version of the gateway's key layout on the masters, written into
-/// every metadata record. Raise it whenever a key name changes; gateways of
-/// two versions then refuse each other's masters.
-pub const LAYOUT_VERSION: u32 = 2;
+/// The version of the gateway's key layout, written into every metadata
+/// record; decided with the layout itself in `lock::keys`.
+pub use super::keys::LAYOUT_VERSION;
 
 /// How often the record of every reachable master is checked. Restarts are
 /// also caught sooner: a script that finds no record wakes this task.
@@ -181,14 +180,40 @@ async fn read_record(engine: &Engine, i: usize) -> Record {
         Ok(Value::Array(items)) if items.len() == 7 => items,
         _ => return Record::Unknown,
     };
+    // A record of layout 1 sits under another name, which a gateway of that
+    // layout may still be using: such a master never votes here, and its
+    // marks count towards the floor `adopt` writes.
+    let v1 = super::keys::v1_meta_key(&engine.config().key_prefix);
+    let old = match m
+        .call(&[b"HMGET", &v1, b"inc", b"hwm", b"floor"], deadline)
+        .await
+    {
+        Ok(Value::Array(old)) if old.len() == 3 => old,
+        _ => return Record::Unknown,
+    };
+    let v1_marks = (old[0] != Value::Nil).then(|| number(&old[1]).max(number(&old[2])));
     let repl = read_replication(engine, i).await;
-    if items[0] == Value::Nil {
+    if items[0] == Value::Nil && v1_marks.is_none() {
         return Record::Missing(repl);
     }
     // Judging a present record needs the server's replication history.
     let Some(repl) = repl else {
         return Record::Unknown;
     };
+    if items[0] == Value::Nil {
+        let marks = v1_marks.unwrap_or(0);
+        return Record::Present(
+            Meta {
+                hwm: marks,
+                floor: marks,
+                id: None,
+                layout: 1,
+                set: Vec::new(),
+                replid: String::new(),
+            },
+            repl,
+        );
+    }
     let set: Vec<String> = text(&items[5])
         .map(|s| {
             let mut v: Vec<String> = s
@@ -200,14 +225,15 @@ async fn read_record(engine: &Engine, i: usize) -> Record {
             v
         })
         .unwrap_or_default();
-    let layout = match &items[4] {
-        Value::Nil => 1,
-        v => text(v).and_then(|s| s.parse().ok()).unwrap_or(0),
+    let layout = match (&items[4], v1_marks) {
+        (_, Some(_)) | (Value::Nil, None) => 1,
+        (v, None) => text(v).and_then(|s| s.parse().ok()).unwrap_or(0),
     };
+    let old_marks = v1_marks.unwrap_or(0);
     Record::Present(
         Meta {
-            hwm: number(&items[1]),
-            floor: number(&items[2]),
+            hwm: number(&items[1]).max(old_marks),
+            floor: number(&items[2]).max(old_marks),
             id: text(&items[3]).filter(|s| !s.is_empty()),
             layout,
             set,
@@ -660,10 +686,11 @@ async fn write_record(
     let layout = Bytes::from(LAYOUT_VERSION.to_string());
     let deadline = Instant::now() + engine.timeout().max(Duration::from_millis(200));
     let meta = engine.meta_key().clone();
+    let v1 = super::keys::v1_meta_key(&engine.config().key_prefix);
     match m
         .eval(
             &engine.scripts().meta_init,
-            &[&meta],
+            &[&meta, &v1],
             &[
                 mode,
                 &inc,
@@ -719,6 +746,8 @@ pub async fn adopt(engine: &Engine) -> Result<String, String> {
     let mut problems = Vec::new();
     let mut floor = 0u64;
     let mut ids = Vec::with_capacity(n);
+    // Written only where adopt creates the record (an upgrade from layout 1).
+    let mut replids = Vec::with_capacity(n);
     for (i, r) in records.iter().enumerate() {
         let m = &engine.masters()[i];
         if m.state() == MasterState::Duplicate {
@@ -743,6 +772,7 @@ pub async fn adopt(engine: &Engine) -> Result<String, String> {
                 }
                 floor = floor.max(meta.hwm).max(meta.floor);
                 ids.push(meta.id.clone().unwrap_or_else(new_id));
+                replids.push(repl.replid.clone());
             }
         }
     }
@@ -765,8 +795,8 @@ pub async fn adopt(engine: &Engine) -> Result<String, String> {
     }
     let set = sorted.join(",");
     let mut failed = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        if !write_record(engine, i, b"adopt", floor, id, &set, "", "").await {
+    for (i, (id, replid)) in ids.iter().zip(&replids).enumerate() {
+        if !write_record(engine, i, b"adopt", floor, id, &set, replid, "").await {
             failed.push(engine.masters()[i].name().to_string());
         }
     }
