@@ -262,12 +262,16 @@ pub async fn extend(
         owner.clone(),
         Bytes::from(ttl.as_millis().to_string()),
         Bytes::from_static(if add { b"1" } else { b"0" }),
+        round::retention_arg(engine),
     ]);
+    let prefix = &engine.config().key_prefix;
+    let mut ext_keys = keys.to_vec();
+    ext_keys.extend(keys.iter().map(|k| fence_key(prefix, k)));
     let mut new_ttl_ms = i64::MAX;
     let votes = round::yes_no(
         engine,
         &engine.scripts().extend,
-        keys.to_vec().into(),
+        ext_keys.into(),
         args,
         true,
         start,

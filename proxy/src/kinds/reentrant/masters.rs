@@ -578,10 +578,12 @@ pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) 
     let keys: Arc<[Bytes]> = Arc::from(vec![
         key.clone(),
         holds_key(&engine.config().key_prefix, key),
+        fence_key(&engine.config().key_prefix, key),
     ]);
     let args: Arc<[Bytes]> = Arc::from(vec![
         stored_value(owner),
         Bytes::from(ttl.as_millis().to_string()),
+        round::retention_arg(engine),
     ]);
     let votes = round::yes_no(
         engine,
