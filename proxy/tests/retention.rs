@@ -147,21 +147,21 @@ async fn every_kind_leaves_nothing_behind_after_release_or_expiry() {
     let baseline = dbsizes(&mut masters).await;
     let mut c = client(gw.local_addr()).await;
     // Released, one of each kind.
-    let (o, _) = grant(&cmd(&mut c, &["LOCK.ACQUIRE", "p", "5000"]).await);
-    cmd(&mut c, &["LOCK.EXTEND", "p", &o, "5000"]).await;
+    let (o, _) = grant(&cmd(&mut c, &["LOCK.ACQUIRE", "p", "1000"]).await);
+    cmd(&mut c, &["LOCK.EXTEND", "p", &o, "1000"]).await;
     cmd(&mut c, &["LOCK.RELEASE", "p", &o]).await;
-    grant(&cmd(&mut c, &["RLOCK.ACQUIRE", "r", "5000", "OWNER", "me"]).await);
-    grant(&cmd(&mut c, &["RLOCK.ACQUIRE", "r", "5000", "OWNER", "me"]).await);
-    cmd(&mut c, &["RLOCK.EXTEND", "r", "me", "5000"]).await;
+    grant(&cmd(&mut c, &["RLOCK.ACQUIRE", "r", "1000", "OWNER", "me"]).await);
+    grant(&cmd(&mut c, &["RLOCK.ACQUIRE", "r", "1000", "OWNER", "me"]).await);
+    cmd(&mut c, &["RLOCK.EXTEND", "r", "me", "1000"]).await;
     cmd(&mut c, &["RLOCK.RELEASE", "r", "me"]).await;
     cmd(&mut c, &["RLOCK.RELEASE", "r", "me"]).await;
-    let (o, _) = grant(&cmd(&mut c, &["RWLOCK.READ", "rw", "5000"]).await);
-    cmd(&mut c, &["RWLOCK.EXTEND", "rw", &o, "5000"]).await;
+    let (o, _) = grant(&cmd(&mut c, &["RWLOCK.READ", "rw", "1000"]).await);
+    cmd(&mut c, &["RWLOCK.EXTEND", "rw", &o, "1000"]).await;
     cmd(&mut c, &["RWLOCK.RELEASE", "rw", &o]).await;
-    let (o, _) = grant(&cmd(&mut c, &["RWLOCK.WRITE", "rw2", "5000"]).await);
+    let (o, _) = grant(&cmd(&mut c, &["RWLOCK.WRITE", "rw2", "1000"]).await);
     cmd(&mut c, &["RWLOCK.RELEASE", "rw2", &o]).await;
-    let (o, _) = grant(&cmd(&mut c, &["SEM.ACQUIRE", "s", "3", "5000"]).await);
-    cmd(&mut c, &["SEM.EXTEND", "s", &o, "5000"]).await;
+    let (o, _) = grant(&cmd(&mut c, &["SEM.ACQUIRE", "s", "3", "1000"]).await);
+    cmd(&mut c, &["SEM.EXTEND", "s", &o, "1000"]).await;
     cmd(&mut c, &["SEM.RELEASE", "s", &o]).await;
     // A writer that waited behind a reader leaves its intent marker.
     let (o, _) = grant(&cmd(&mut c, &["RWLOCK.READ", "rw3", "300"]).await);

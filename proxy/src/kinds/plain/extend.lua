@@ -7,8 +7,10 @@
 --            to it (redis-py's extend with replace_ttl=False)
 -- ARGV[4]    register retention in ms ('0': registers never expire)
 -- Reply: the smallest new PTTL in ms, or 0 when any key is not held by owner.
--- A present register is kept for max(retention, new ttl), never less than it
--- already had: status reads the holder's token from it.
+-- A register with an expiry is kept for max(retention, new ttl), never less
+-- than it already had: status reads the holder's token from it. A register
+-- without one stays without: only a grant, which raises the register's
+-- bucket high-water mark (acquire.lua), gives a register an expiry.
 local n = #KEYS / 2
 for i = 1, n do
   if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
@@ -23,7 +25,7 @@ for i = 1, n do
   end
   redis.call('PEXPIRE', KEYS[i], ttl)
   local held = redis.call('PTTL', KEYS[n + i])
-  if keep > 0 and held ~= -2 then
+  if keep > 0 and held > 0 then
     redis.call('PEXPIRE', KEYS[n + i], math.max(keep, ttl, held))
   end
   if smallest < 0 or ttl < smallest then smallest = ttl end

@@ -17,9 +17,11 @@
 --   {4, count, 0}      the count here is above the expected one (a
 --                      concurrent acquire or release of the same owner): no
 --                      vote, the gateway reads again
--- A missing register reads as the master's high-water mark (see
+-- A missing register reads as its bucket's high-water mark (see
 -- acquire.lua); every grant and every further hold keeps the register alive
--- for max(retention, ttl), only ever lengthening its expiry.
+-- for max(retention, ttl), only ever lengthening its expiry (a register
+-- without one stays without: only a grant, which raises the bucket, gives
+-- a register an expiry).
 -- A count below the expected one is raised: that master missed an earlier
 -- hold, and raising it only delays the release (never hastens it).
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -27,16 +29,18 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
-local reg = tonumber(redis.call('GET', KEYS[3]) or hwm)
+local bucket = 'hw:' .. string.sub(redis.sha1hex(KEYS[3]), 1, 2)
+local reg = tonumber(redis.call('GET', KEYS[3])
+  or redis.call('HGET', KEYS[1], bucket) or floor)
 local highest = floor
 if reg > highest then highest = reg end
 local want = tonumber(ARGV[5])
 local keep = tonumber(ARGV[6]) or 0
 local cur = redis.call('GET', KEYS[2])
 local function retain()
-  if keep > 0 then
-    local life = math.max(keep, tonumber(ARGV[2]), redis.call('PTTL', KEYS[3]))
-    redis.call('PEXPIRE', KEYS[3], life)
+  local left = redis.call('PTTL', KEYS[3])
+  if keep > 0 and left > 0 then
+    redis.call('PEXPIRE', KEYS[3], math.max(keep, tonumber(ARGV[2]), left))
   end
 end
 local function fresh()
@@ -48,6 +52,9 @@ local function fresh()
   redis.call('SET', KEYS[3], ARGV[3])
   if keep > 0 then
     redis.call('PEXPIRE', KEYS[3], math.max(keep, tonumber(ARGV[2]), left))
+  end
+  if t > tonumber(redis.call('HGET', KEYS[1], bucket) or '0') then
+    redis.call('HSET', KEYS[1], bucket, ARGV[3])
   end
   if t > hwm then redis.call('HSET', KEYS[1], 'hwm', ARGV[3]) end
   return {0, t, 1}

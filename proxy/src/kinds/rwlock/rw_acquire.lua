@@ -16,7 +16,7 @@
 -- Reply {code, value}, as acquire.lua:
 --   {0, token} granted; {1, register} busy; {2, register} stale;
 --   {3, 0} amnesia (no metadata record; no vote)
--- A missing register reads as the master's high-water mark (see
+-- A missing register reads as its bucket's high-water mark (see
 -- acquire.lua); a grant keeps the register for max(retention, ttl), only
 -- ever lengthening its expiry. Every other key here expires with its
 -- members (the sets and the tokens hash) or on its own PX (the marker).
@@ -34,7 +34,9 @@ for z = 2, 3 do
 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
-local reg = tonumber(redis.call('GET', KEYS[6]) or hwm)
+local bucket = 'hw:' .. string.sub(redis.sha1hex(KEYS[6]), 1, 2)
+local reg = tonumber(redis.call('GET', KEYS[6])
+  or redis.call('HGET', KEYS[1], bucket) or floor)
 local highest = floor
 if reg > highest then highest = reg end
 local owner = ARGV[1]
@@ -74,6 +76,9 @@ local left = redis.call('PTTL', KEYS[6])
 redis.call('SET', KEYS[6], ARGV[3])
 local keep = tonumber(ARGV[8]) or 0
 if keep > 0 then redis.call('PEXPIRE', KEYS[6], math.max(keep, ttl, left)) end
+if t > tonumber(redis.call('HGET', KEYS[1], bucket) or '0') then
+  redis.call('HSET', KEYS[1], bucket, ARGV[3])
+end
 -- The structures outlive every member by at most one ttl.
 for _, k in ipairs({KEYS[z], KEYS[4]}) do
   if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end

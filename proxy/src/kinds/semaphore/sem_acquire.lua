@@ -15,7 +15,7 @@
 --   {0, token, free} granted; {1, register, free} busy (slot taken);
 --   {2, register, free} stale; {3, 0} amnesia (no record; no vote);
 --   {4, permits} the semaphore is in use here with another permit count
--- A missing register reads as the master's high-water mark (see
+-- A missing register reads as its bucket's high-water mark (see
 -- acquire.lua); a grant keeps the register for max(retention, ttl), only
 -- ever lengthening its expiry. The holders, tokens, slots and permit count
 -- live at most one ttl past their last member's grant or extend.
@@ -56,7 +56,9 @@ for s = 0, permits - 1 do
 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
-local reg = tonumber(redis.call('GET', KEYS[6]) or hwm)
+local bucket = 'hw:' .. string.sub(redis.sha1hex(KEYS[6]), 1, 2)
+local reg = tonumber(redis.call('GET', KEYS[6])
+  or redis.call('HGET', KEYS[1], bucket) or floor)
 local highest = floor
 if reg > highest then highest = reg end
 local slot = tonumber(ARGV[6])
@@ -74,6 +76,9 @@ local left = redis.call('PTTL', KEYS[6])
 redis.call('SET', KEYS[6], ARGV[3])
 local keep = tonumber(ARGV[7]) or 0
 if keep > 0 then redis.call('PEXPIRE', KEYS[6], math.max(keep, ttl, left)) end
+if t > tonumber(redis.call('HGET', KEYS[1], bucket) or '0') then
+  redis.call('HSET', KEYS[1], bucket, ARGV[3])
+end
 for k = 2, 5 do
   if redis.call('PTTL', KEYS[k]) < ttl then redis.call('PEXPIRE', KEYS[k], ttl) end
 end
