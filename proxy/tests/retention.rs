@@ -265,6 +265,9 @@ async fn fresh_keys_from_two_skewed_gateways_rarely_retry() {
     tokio::join!(run(a.local_addr(), "a"), run(b.local_addr(), "b"));
     let retries = a.metrics().fence_retries.get() + b.metrics().fence_retries.get();
     let rate = retries as f64 / f64::from(2 * n);
-    eprintln!("stale retries: {retries} over {} acquires ({rate:.4})", 2 * n);
+    eprintln!(
+        "stale retries: {retries} over {} acquires ({rate:.4})",
+        2 * n
+    );
     assert!(rate < 0.05, "stale-retry rate {rate} ({retries} retries)");
 }
