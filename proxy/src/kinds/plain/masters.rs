@@ -7,6 +7,9 @@
 //! token (each raising its register for the key), and only while validity
 //! (`ttl - elapsed - drift`) is still positive. A failed or expired acquire is
 //! released on every master, because a write that timed out may still land.
+//! A key's register expires `max(R, ttl)` after its last grant or extend;
+//! a missing one reads as its bucket's high-water mark, so tokens still
+//! rise (see [`crate::kinds`], *Bounded state, and tokens that still rise*).
 //! The rounds themselves are the core's ([`crate::lock::round`]); this module owns
 //! the scripts `acquire.lua`, `release.lua`, `extend.lua` and `status.lua`,
 //! their KEYS and ARGV, and the typed replies of `status.lua`.
