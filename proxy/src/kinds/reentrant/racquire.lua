@@ -73,7 +73,7 @@ if want == 0 then
   return {4, n, 0}
 end
 if n > want then return {4, n, 0} end
+retain()
 redis.call('SET', KEYS[4], tostring(want + 1), 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-retain()
 return {0, highest, want + 1}
