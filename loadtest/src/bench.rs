@@ -76,6 +76,9 @@ pub struct BenchArgs {
     /// `retention`: locks per chunk (the sides alternate chunk by chunk).
     #[arg(long, default_value_t = 20_000)]
     retention_chunk: u64,
+    /// `retention`: seconds of the two-gateway skewed-clock measurement.
+    #[arg(long, default_value_t = 20)]
+    retention_skew_s: u64,
 }
 
 /// A gateway process.

@@ -4,8 +4,11 @@
 //! registers kept forever (`0`), each over its own 3 masters, A/B
 //! interleaved in chunks. It reports each master's key count (`DBSIZE`) and
 //! `used_memory` before, at peak, at the end and R + TTL later, and the
-//! throughput of both sides. Run it with `--only retention`: it is left out
-//! of a plain `bench` because it takes minutes.
+//! throughput of both sides. Then two in-process gateways over 3 more
+//! masters, one with its clock 60 s behind, take locks on fresh keys at once
+//! and the stale-retry rate (`lockgate_fence_retries_total` over acquires)
+//! is reported. Run it with `--only retention`: it is left out of a plain
+//! `bench` because it takes minutes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -143,6 +146,93 @@ impl Side {
     }
 }
 
+/// Two in-process gateways over 3 fresh masters, the second with its clock
+/// `skew_ms` behind, each with `workers` workers taking and releasing locks
+/// on fresh keys for `secs`: (acquires, fence retries, errors).
+async fn skewed_pair(workers: usize, secs: u64, skew_ms: i64) -> anyhow::Result<(u64, u64, u64)> {
+    use lockgate::config::{Bootstrap, Config, MasterConfig};
+    let set = lockgate::dev::start_masters(3).context("starting masters")?;
+    let mut gws = Vec::new();
+    for skew in [0i64, -skew_ms] {
+        let mut c = Config {
+            listen: "127.0.0.1:0".into(),
+            admin_listen: String::new(),
+            masters: set
+                .iter()
+                .map(|m| MasterConfig::plain(m.address()))
+                .collect(),
+            ..Config::default()
+        };
+        c.lock.bootstrap = Bootstrap::Immediate;
+        c.master.timeout = Duration::from_millis(200);
+        let gw = lockgate::server::Gateway::start(c.validate()?).await?;
+        anyhow::ensure!(
+            gw.wait_ready(Duration::from_secs(15)).await,
+            "no quorum ready"
+        );
+        gw.engine()
+            .proposer()
+            .set_clock_offset_us(skew.saturating_mul(1_000));
+        gws.push(gw);
+    }
+    let until = Instant::now() + Duration::from_secs(secs);
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (g, gw) in gws.iter().enumerate() {
+        let conn = redis::Client::open(format!("redis://{}/", gw.local_addr()))?
+            .get_multiplexed_async_connection()
+            .await?;
+        for _ in 0..workers {
+            let (mut conn, done, errors, next) =
+                (conn.clone(), done.clone(), errors.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < until {
+                    let key = format!("skew:{g}:{}", next.fetch_add(1, Ordering::Relaxed));
+                    let r: redis::RedisResult<redis::Value> = redis::cmd("LOCK.ACQUIRE")
+                        .arg(&key)
+                        .arg(10_000)
+                        .query_async(&mut conn)
+                        .await;
+                    let owner = match r {
+                        Ok(redis::Value::Array(items)) => match items.first() {
+                            Some(redis::Value::BulkString(o)) => o.clone(),
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        },
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
+                    done.fetch_add(1, Ordering::Relaxed);
+                    let _: redis::RedisResult<i64> = redis::cmd("LOCK.RELEASE")
+                        .arg(&key)
+                        .arg(owner)
+                        .query_async(&mut conn)
+                        .await;
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let retries = gws.iter().map(|g| g.metrics().fence_retries.get()).sum();
+    for gw in gws {
+        gw.shutdown(Duration::from_millis(100)).await;
+    }
+    drop(set);
+    Ok((
+        done.load(Ordering::Relaxed),
+        retries,
+        errors.load(Ordering::Relaxed),
+    ))
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
@@ -270,5 +360,15 @@ pub(super) async fn section(
     drop(sides);
     drop(set_a);
     drop(set_b);
+    let secs = args.retention_skew_s;
+    println!("== retention: two gateways, one 60 s behind, fresh keys at once, W={workers} each, {secs} s");
+    let (acquires, retries, errors) = skewed_pair(workers, secs, 60_000).await?;
+    let note = format!(
+        "stale retries with two gateways (one clock 60 s behind), fresh keys, W={workers} each: \
+         {retries} retries over {acquires} grants ({:.3}%), {errors} errors",
+        100.0 * retries as f64 / (acquires.max(1) as f64)
+    );
+    println!("  {note}");
+    rep.notes.push(note);
     Ok(())
 }
