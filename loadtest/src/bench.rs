@@ -13,7 +13,9 @@
 //! serve TLS only; certificates made at run time), and `etcd`, which also
 //! starts a single-node `etcd` and needs the `etcd` cargo feature; without
 //! it, or without `etcd` on PATH, the etcd rows are skipped with one line
-//! saying how to enable them.
+//! saying how to enable them. `retention` (locks on a million distinct
+//! keys, with bounded fence-register retention against registers kept
+//! forever) runs only when named in `--only`: it takes minutes.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,8 @@ use clap::Args;
 use lockgate::dev::LocalRedis;
 use serde::Serialize;
 use tokio::net::TcpStream;
+
+mod retention;
 
 use crate::procstat;
 use crate::workload::{self, Mode, RunConfig, RunResult, Scenario};
@@ -57,6 +61,24 @@ pub struct BenchArgs {
     only: Vec<String>,
     #[arg(long)]
     json: Option<PathBuf>,
+    /// `retention`: locks on distinct keys per side.
+    #[arg(long, default_value_t = 1_000_000)]
+    retention_locks: u64,
+    /// `retention`: stop taking locks after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    retention_budget_s: u64,
+    /// `retention`: `lock.fence_retention_ms` of the bounded side.
+    #[arg(long, default_value_t = 30_000)]
+    retention_ms: u64,
+    /// `retention`: the TTL of each lock.
+    #[arg(long, default_value_t = 10_000)]
+    retention_ttl_ms: u64,
+    /// `retention`: locks per chunk (the sides alternate chunk by chunk).
+    #[arg(long, default_value_t = 20_000)]
+    retention_chunk: u64,
+    /// `retention`: seconds of the two-gateway skewed-clock measurement.
+    #[arg(long, default_value_t = 20)]
+    retention_skew_s: u64,
 }
 
 /// A gateway process.
@@ -291,7 +313,7 @@ fn masters_cpu(masters: &[LocalRedis]) -> f64 {
         .sum()
 }
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "overhead",
     "redlock",
     "degraded",
@@ -299,10 +321,15 @@ const SECTIONS: [&str; 7] = [
     "tls",
     "etcd",
     "kinds",
+    "retention",
 ];
 
+/// Sections that run only when `--only` names them.
+const ON_REQUEST: [&str; 1] = ["retention"];
+
 fn selected(args: &BenchArgs, section: &str) -> bool {
-    (args.only.is_empty() || args.only.iter().any(|s| s == section))
+    let asked = args.only.iter().any(|s| s == section);
+    (asked || (args.only.is_empty() && !ON_REQUEST.contains(&section)))
         && !args.skip.iter().any(|s| s == section)
 }
 
@@ -515,6 +542,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if selected(&args, "etcd") {
         etcd_section(&args, &bin, &all[..3], &mut rep).await?;
+    }
+    if selected(&args, "retention") {
+        retention::section(&args, &bin, &mut rep).await?;
     }
 
     println!();

@@ -27,6 +27,15 @@
 //! with [`TokenSpaceExhausted`], naming the key; every other key keeps
 //! getting tokens.
 //!
+//! # Lead over this gateway's clock
+//! A key whose register expired takes its token above the master's
+//! high-water mark, which another gateway's clock may have pushed ahead of
+//! this one's. When a stale refusal returns a value above this gateway's
+//! clock, the difference is kept as a lead and added to the clock for every
+//! later proposal, so a lagging gateway keeps pace with the fastest one
+//! instead of being refused once per fresh key. The lead only grows; it can
+//! only make proposals larger, never unsafe.
+//!
 //! # Concurrency note
 //! Proposals are handed out with a compare-and-swap so that two requests of
 //! this gateway never propose the same value, even within one microsecond.
@@ -62,6 +71,9 @@ pub struct TokenProposer {
     /// Test hook: microseconds added to the wall clock, to emulate a gateway
     /// whose clock is skewed (the chaos suite moves it both ways).
     clock_offset_us: AtomicI64,
+    /// Microseconds added to the clock: how far ahead of it stale refusals
+    /// have shown the masters' high-water marks to be.
+    lead_us: AtomicU64,
 }
 
 impl TokenProposer {
@@ -113,8 +125,15 @@ impl TokenProposer {
     /// this key (the one whose register set `floor`) can get no token, and
     /// other keys are unaffected.
     pub fn propose_above(&self, floor: u64) -> Result<FencingToken, TokenSpaceExhausted> {
-        let now = self.now_us();
-        let cap = now.saturating_add(MAX_LEAD_US);
+        let clock = self.now_us();
+        // The lead follows the masters' marks, but never past the same
+        // bound the shared highest-seen value keeps.
+        if floor > clock {
+            self.lead_us
+                .fetch_max((floor - clock).min(MAX_LEAD_US), Ordering::AcqRel);
+        }
+        let now = clock.saturating_add(self.lead_us.load(Ordering::Acquire));
+        let cap = clock.saturating_add(MAX_LEAD_US);
         let mut cur = self.highest.load(Ordering::Relaxed);
         loop {
             let shared = cur.saturating_add(1).max(now);
@@ -131,6 +150,12 @@ impl TokenProposer {
                 Err(actual) => cur = actual,
             }
         }
+    }
+
+    /// How far ahead of this gateway's clock proposals run (see the module
+    /// docs, *Lead over this gateway's clock*).
+    pub fn lead_us(&self) -> u64 {
+        self.lead_us.load(Ordering::Relaxed)
     }
 
     /// Records a register value a master returned (an acquire script's
@@ -185,6 +210,21 @@ mod tests {
         let first = p.propose().unwrap_or(FencingToken(0)).0;
         p.set_clock_offset_us(-600_000_000);
         assert!(p.propose().unwrap_or(FencingToken(0)).0 > first);
+    }
+
+    #[test]
+    fn a_stale_floor_ahead_of_the_clock_becomes_a_lead() {
+        let p = TokenProposer::new();
+        let ahead = p.now_us() + 60_000_000;
+        assert!(p.propose_above(ahead).unwrap_or(FencingToken(0)).0 > ahead);
+        assert!(p.lead_us() >= 59_000_000);
+        // Later plain proposals keep pace with the clock that was ahead.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(p.propose().unwrap_or(FencingToken(0)).0 > ahead + 4_000);
+        // A floor behind the clock teaches nothing.
+        let q = TokenProposer::new();
+        let _ = q.propose_above(1);
+        assert_eq!(q.lead_us(), 0);
     }
 
     #[test]

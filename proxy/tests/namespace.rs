@@ -355,10 +355,19 @@ async fn families(c: &mut MultiplexedConnection, ms: &mut [MultiplexedConnection
     assert_eq!(int(&ok(c, &[b"SEM.RELEASE", h, b"ho"]).await), 1, "{hs}");
 }
 
+/// A gateway whose fence registers never expire: a register then carries
+/// no TTL at all, so a client command that set one on it (the old
+/// `LOCK.EXTEND` on a register's name) shows as a change.
+fn forever(cluster: &Cluster) -> lockgate::config::Config {
+    let mut cfg = test_config(cluster);
+    cfg.lock.fence_retention = None;
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_on_hostile_names_stays_in_the_client_namespace() {
     let cluster = Cluster::start(3);
-    let gw = start_gateway(test_config(&cluster)).await;
+    let gw = start_gateway(forever(&cluster)).await;
     let mut c = client(gw.local_addr()).await;
     let mut ms = masters(&cluster).await;
     let victims = Victims::take(&mut c, &mut ms).await;
@@ -371,7 +380,7 @@ async fn every_family_on_hostile_names_stays_in_the_client_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_attacks_reach_nothing_internal() {
     let cluster = Cluster::start(3);
-    let gw = start_gateway(test_config(&cluster)).await;
+    let gw = start_gateway(forever(&cluster)).await;
     let mut c = client(gw.local_addr()).await;
     let mut ms = masters(&cluster).await;
     let victims = Victims::take(&mut c, &mut ms).await;

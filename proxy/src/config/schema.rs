@@ -289,6 +289,13 @@ pub struct LockConfig {
     /// gives it `max_ttl`, `false` (`"error"`) refuses it with an error.
     #[serde(rename = "set_without_ttl", with = "fields::set_without_ttl")]
     pub set_without_ttl_uses_max: bool,
+    /// How long a key's fence register (and with it every key a lock
+    /// created) outlives the key's last grant or extend, at least the lease
+    /// itself; `None` (`0` in the file) keeps registers forever. A key whose
+    /// register expired draws its next token above the master's high-water
+    /// mark instead (docs/design.md, *Token rule*).
+    #[serde(rename = "fence_retention_ms", with = "fields::millis_or_off")]
+    pub fence_retention: Option<Duration>,
 }
 
 impl Default for LockConfig {
@@ -303,6 +310,11 @@ impl Default for LockConfig {
             max_acquire_time: Duration::from_secs(1),
             bootstrap: Bootstrap::Wait,
             set_without_ttl_uses_max: true,
+            // Ten minutes: a key locked at least that often keeps its
+            // register and never competes with the master-wide high-water
+            // mark, while a service that locks per job id holds at most ten
+            // minutes of new names (about 100 bytes each, BENCHMARKS.md).
+            fence_retention: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -329,6 +341,7 @@ impl LockConfig {
         ("lock.min_ttl_ms", Reload::Live),
         ("lock.max_wait_ms", Reload::Live),
         ("lock.set_without_ttl", Reload::Live),
+        ("lock.fence_retention_ms", Reload::Refused(RESTART)),
     ];
 }
 

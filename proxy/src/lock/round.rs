@@ -309,7 +309,7 @@ pub(crate) async fn run<K: Acquire>(
         } else {
             0
         };
-        let args = kind.args(token, round);
+        let args = with_retention(engine, &kind.args(token, round));
         let deadline = engine.master_deadline(now, until);
         let script = kind.script(engine.scripts());
         let (asked, mut futs) = engine.fan_out(script, keys.clone(), args, deadline, true);
@@ -386,6 +386,25 @@ pub(crate) async fn run<K: Acquire>(
         voted,
         decided,
     }
+}
+
+/// The register retention every acquire, reentry and extend script takes
+/// as its last ARGV: milliseconds, `0` when registers never expire
+/// (`lock.fence_retention_ms = 0`).
+pub(crate) fn retention_arg(engine: &Engine) -> Bytes {
+    let ms = engine
+        .config()
+        .fence_retention
+        .map_or(0, |r| r.as_millis().max(1));
+    Bytes::from(ms.to_string())
+}
+
+/// `args` with [`retention_arg`] appended, as every acquire script reads it.
+fn with_retention(engine: &Engine, args: &[Bytes]) -> Arc<[Bytes]> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    out.extend_from_slice(args);
+    out.push(retention_arg(engine));
+    out.into()
 }
 
 /// Counts one vote in `tally`; a stale refusal raises `floor`, the least

@@ -7,6 +7,9 @@
 //! token (each raising its register for the key), and only while validity
 //! (`ttl - elapsed - drift`) is still positive. A failed or expired acquire is
 //! released on every master, because a write that timed out may still land.
+//! A key's register expires `max(R, ttl)` after its last grant or extend;
+//! a missing one reads as its bucket's high-water mark, so tokens still
+//! rise (see [`crate::kinds`], *Bounded state, and tokens that still rise*).
 //! The rounds themselves are the core's ([`crate::lock::round`]); this module owns
 //! the scripts `acquire.lua`, `release.lua`, `extend.lua` and `status.lua`,
 //! their KEYS and ARGV, and the typed replies of `status.lua`.
@@ -265,12 +268,16 @@ pub async fn extend(
         owner.clone(),
         Bytes::from(ttl.as_millis().to_string()),
         Bytes::from_static(if add { b"1" } else { b"0" }),
+        round::retention_arg(engine),
     ]);
+    let prefix = &engine.config().key_prefix;
+    let mut ext_keys: Vec<Bytes> = lock_keys(prefix, keys);
+    ext_keys.extend(keys.iter().map(|k| fence_key(prefix, k)));
     let mut new_ttl_ms = i64::MAX;
     let votes = round::yes_no(
         engine,
         &engine.scripts().extend,
-        lock_keys(&engine.config().key_prefix, keys).into(),
+        ext_keys.into(),
         args,
         true,
         start,

@@ -578,10 +578,12 @@ async fn release_inner(engine: &Engine, key: &Bytes, owner: &Bytes) -> Reentrant
 pub async fn extend(engine: &Engine, key: &Bytes, owner: &Bytes, ttl: Duration) -> ExtendOutcome {
     let start = Instant::now();
     let p = &engine.config().key_prefix;
-    let keys: Arc<[Bytes]> = Arc::from(vec![lock_key(p, key), holds_key(p, key)]);
+    let keys: Arc<[Bytes]> =
+        Arc::from(vec![lock_key(p, key), holds_key(p, key), fence_key(p, key)]);
     let args: Arc<[Bytes]> = Arc::from(vec![
         stored_value(owner),
         Bytes::from(ttl.as_millis().to_string()),
+        round::retention_arg(engine),
     ]);
     let votes = round::yes_no(
         engine,

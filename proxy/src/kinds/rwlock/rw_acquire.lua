@@ -12,9 +12,14 @@
 -- ARGV[5] 'r' (read) or 'w' (write)
 -- ARGV[6] '1' when the writer waits: refusal then sets the intent marker
 -- ARGV[7] intent marker ttl in ms
+-- ARGV[8] register retention in ms ('0': registers never expire)
 -- Reply {code, value}, as acquire.lua:
 --   {0, token} granted; {1, register} busy; {2, register} stale;
 --   {3, 0} amnesia (no metadata record; no vote)
+-- A missing register reads as its bucket's high-water mark (see
+-- acquire.lua); a grant keeps the register for max(retention, ttl), only
+-- ever lengthening its expiry. Every other key here expires with its
+-- members (the sets and the tokens hash) or on its own PX (the marker).
 -- Expiry uses this master's own clock (TIME), so expired holders vanish
 -- here exactly when the master's PX-based plain locks would.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -28,7 +33,10 @@ for z = 2, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[z], '-inf', now)
 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-local reg = tonumber(redis.call('GET', KEYS[6]) or '0')
+local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
+local bucket = 'hw:' .. string.sub(redis.sha1hex(KEYS[6]), 1, 2)
+local reg = tonumber(redis.call('GET', KEYS[6])
+  or redis.call('HGET', KEYS[1], bucket) or floor)
 local highest = floor
 if reg > highest then highest = reg end
 local owner = ARGV[1]
@@ -64,7 +72,13 @@ local z = 2
 if ARGV[5] == 'w' then z = 3 end
 redis.call('ZADD', KEYS[z], now + ttl, owner)
 redis.call('HSET', KEYS[4], owner, ARGV[3])
+local left = redis.call('PTTL', KEYS[6])
 redis.call('SET', KEYS[6], ARGV[3])
+local keep = tonumber(ARGV[8]) or 0
+if keep > 0 then redis.call('PEXPIRE', KEYS[6], math.max(keep, ttl, left)) end
+if t > tonumber(redis.call('HGET', KEYS[1], bucket) or '0') then
+  redis.call('HSET', KEYS[1], bucket, ARGV[3])
+end
 -- The structures outlive every member by at most one ttl.
 for _, k in ipairs({KEYS[z], KEYS[4]}) do
   if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
@@ -72,6 +86,5 @@ end
 if ARGV[5] == 'w' and redis.call('GET', KEYS[5]) == owner then
   redis.call('DEL', KEYS[5])
 end
-local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
 if t > hwm then redis.call('HSET', KEYS[1], 'hwm', ARGV[3]) end
 return {0, t}

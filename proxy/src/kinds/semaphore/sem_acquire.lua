@@ -9,11 +9,16 @@
 -- ARGV[1] owner, ARGV[2] ttl ms, ARGV[3] proposed token (< 2^53)
 -- ARGV[4] '1' on a retry inside one request (the owner may already be here)
 -- ARGV[5] permits (a positive integer), ARGV[6] the slot asked for
+-- ARGV[7] register retention in ms ('0': registers never expire)
 -- Reply {code, value, free}: free lists the slots no other live holder
 -- occupies here, so the gateway can ask for one that is free on a quorum.
 --   {0, token, free} granted; {1, register, free} busy (slot taken);
 --   {2, register, free} stale; {3, 0} amnesia (no record; no vote);
 --   {4, permits} the semaphore is in use here with another permit count
+-- A missing register reads as its bucket's high-water mark (see
+-- acquire.lua); a grant keeps the register for max(retention, ttl), only
+-- ever lengthening its expiry. The holders, tokens, slots and permit count
+-- live at most one ttl past their last member's grant or extend.
 -- Each slot is a mutex: a master admits at most one live holder per slot.
 -- A count of live holders alone would not do: with majority quorums, three
 -- holders admitted on {m1,m2}, {m2,m3} and {m1,m3} leave two per master.
@@ -50,7 +55,10 @@ for s = 0, permits - 1 do
   if not taken[s] then free[#free + 1] = s end
 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-local reg = tonumber(redis.call('GET', KEYS[6]) or '0')
+local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
+local bucket = 'hw:' .. string.sub(redis.sha1hex(KEYS[6]), 1, 2)
+local reg = tonumber(redis.call('GET', KEYS[6])
+  or redis.call('HGET', KEYS[1], bucket) or floor)
 local highest = floor
 if reg > highest then highest = reg end
 local slot = tonumber(ARGV[6])
@@ -64,10 +72,15 @@ redis.call('ZADD', KEYS[2], now + ttl, owner)
 redis.call('HSET', KEYS[3], owner, ARGV[3])
 redis.call('HSET', KEYS[4], owner, ARGV[6])
 redis.call('SET', KEYS[5], ARGV[5])
+local left = redis.call('PTTL', KEYS[6])
 redis.call('SET', KEYS[6], ARGV[3])
+local keep = tonumber(ARGV[7]) or 0
+if keep > 0 then redis.call('PEXPIRE', KEYS[6], math.max(keep, ttl, left)) end
+if t > tonumber(redis.call('HGET', KEYS[1], bucket) or '0') then
+  redis.call('HSET', KEYS[1], bucket, ARGV[3])
+end
 for k = 2, 5 do
   if redis.call('PTTL', KEYS[k]) < ttl then redis.call('PEXPIRE', KEYS[k], ttl) end
 end
-local hwm = tonumber(redis.call('HGET', KEYS[1], 'hwm') or '0')
 if t > hwm then redis.call('HSET', KEYS[1], 'hwm', ARGV[3]) end
 return {0, t, free}
