@@ -40,7 +40,7 @@
 //! Proposals are handed out with a compare-and-swap so that two requests of
 //! this gateway never propose the same value, even within one microsecond.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Largest token a master can hold exactly (Lua numbers are doubles).
@@ -74,6 +74,9 @@ pub struct TokenProposer {
     /// Microseconds added to the clock: how far ahead of it stale refusals
     /// have shown the masters' high-water marks to be.
     lead_us: AtomicU64,
+    /// Test hook: true stops learning a lead, so a lagging clock keeps
+    /// proposing low (the chaos suite's negative control needs that).
+    no_lead: AtomicBool,
 }
 
 impl TokenProposer {
@@ -128,7 +131,7 @@ impl TokenProposer {
         let clock = self.now_us();
         // The lead follows the masters' marks, but never past the same
         // bound the shared highest-seen value keeps.
-        if floor > clock {
+        if floor > clock && !self.no_lead.load(Ordering::Relaxed) {
             self.lead_us
                 .fetch_max((floor - clock).min(MAX_LEAD_US), Ordering::AcqRel);
         }
@@ -150,6 +153,11 @@ impl TokenProposer {
                 Err(actual) => cur = actual,
             }
         }
+    }
+
+    /// Stops (or resumes) learning a lead from stale refusals (tests only).
+    pub fn set_lead_learning(&self, on: bool) {
+        self.no_lead.store(!on, Ordering::Relaxed);
     }
 
     /// How far ahead of this gateway's clock proposals run (see the module

@@ -77,7 +77,8 @@ pub async fn serve(a: GatewayArgs) -> anyhow::Result<()> {
     if a.unsafe_test_disable_amnesia_guard {
         eprintln!(
             "WARNING: TEST ONLY: the amnesia guard of this chaos gateway is OFF; masters that \
-             restarted empty are re-seeded at once with floor 0. Fencing tokens are NOT safe."
+             restarted empty are re-seeded at once with floor 0, and token proposals learn no \
+             lead from stale refusals. Fencing tokens are NOT safe."
         );
     }
     if a.unsafe_test_disable_eviction_guard {
@@ -99,6 +100,9 @@ pub async fn serve(a: GatewayArgs) -> anyhow::Result<()> {
         .set_clock_offset_us(a.test_clock_offset_ms.saturating_mul(1_000));
     if a.unsafe_test_disable_amnesia_guard {
         gw.engine().set_amnesia_guard(false);
+        // A lagging clock must keep proposing low for the negative control
+        // to meet a forgetful master: no lead learned from stale refusals.
+        gw.engine().proposer().set_lead_learning(false);
     }
     if a.unsafe_test_disable_eviction_guard {
         for m in gw.engine().masters() {
