@@ -50,7 +50,11 @@ pub fn all() -> Vec<Scenario> {
             Box::pin(kinds_fault(p, KindsFault::KillEmpty))
         }),
         ("master-evicts", |p| Box::pin(eviction(p, true))),
-        ("master-evicts-guard-off", |p| Box::pin(eviction(p, false))),
+        // No guard-off twin: with registers read as their bucket's
+        // high-water mark when missing, an evicted register no longer lets
+        // a low token pass (bounded state, docs/design.md *Token rule*), so
+        // this scenario's shape cannot show a token violation without the
+        // guard. The guard's negative controls are in proxy/tests/master_guard.rs.
     ]
 }
 
@@ -1312,10 +1316,11 @@ async fn write_junk(addr: &str, from: u64, n: u64, size: usize) -> anyhow::Resul
 /// low tokens on {1, 2}.
 ///
 /// With the eviction guard on, master 1 never votes: no grant while master
-/// 2 is cut (master 0 alone is no quorum), and zero token violations. The
-/// negative control (`--unsafe-test-disable-eviction-guard`, amnesia guard
-/// on) lets it vote: grants go on during the cut, and B's low tokens pass
-/// on the evicted registers.
+/// 2 is cut (master 0 alone is no quorum), and zero token violations.
+/// `guard = false` (`--unsafe-test-disable-eviction-guard`, amnesia guard
+/// on) lets it vote; before registers fell back to their bucket's mark,
+/// B's low tokens then passed on the evicted registers. It is not in the
+/// suite any more (see the list above) but kept runnable for that check.
 async fn eviction(p: Profile, guard: bool) -> anyhow::Result<Row> {
     const KEYS: u64 = 4;
     let ph = phases(p);
