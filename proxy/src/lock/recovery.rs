@@ -342,33 +342,85 @@ fn judge(
 
 async fn check_once(engine: &Engine, mem: &mut Memory) {
     let n = engine.masters().len();
-    let q = engine.quorum();
     let mut records = Vec::with_capacity(n);
     for i in 0..n {
         records.push(read_record(engine, i).await);
     }
-    let now = Instant::now();
-    let cfg = engine.config();
-    let quarantine = cfg.max_ttl + cfg.max_acquire_time;
-    let guard_on = engine.amnesia_guard.load(Ordering::SeqCst);
+    let cx = Check::new(engine, mem, &records);
+    let survey = survey(engine, mem, &records, &cx).await;
+    if survey.present >= engine.quorum() {
+        reseed_promoted_due(engine, mem, &survey).await;
+    }
+    form_set(engine, &records).await;
+    let missing: Vec<usize> = (0..n).filter(|&i| records[i].is_missing()).collect();
+    if missing.is_empty() {
+        mem.fresh_since = None;
+        return;
+    }
+    if survey.present >= engine.quorum() {
+        mem.fresh_since = None;
+        seed_beside_a_quorum(engine, mem, &records, &missing, &cx, survey).await;
+    } else {
+        seed_without_a_quorum(engine, mem, &records, &missing, &cx, &survey).await;
+    }
+}
 
-    let mut present = 0;
-    let mut max_hwm = 0u64;
-    // Masters new by the operator's word: see the module docs.
-    let late: Vec<bool> = (0..n)
-        .map(|i| {
-            cfg.bootstrap == Bootstrap::Immediate
-                && records[i].is_missing()
-                && !mem.ever_recorded[i]
-        })
-        .collect();
-    // The master set the healthy masters record, and the ids they carry.
-    let mut recorded_set: Option<Vec<String>> = None;
-    let mut promoted_due = Vec::new();
+/// What one check holds fixed while it judges every master.
+struct Check {
+    now: Instant,
+    quarantine: Duration,
+    guard_on: bool,
+    /// Per master: new by the operator's word (see the module docs).
+    late: Vec<bool>,
+}
+
+impl Check {
+    fn new(engine: &Engine, mem: &Memory, records: &[Record]) -> Check {
+        let cfg = engine.config();
+        Check {
+            now: Instant::now(),
+            quarantine: cfg.max_ttl + cfg.max_acquire_time,
+            guard_on: engine.amnesia_guard.load(Ordering::SeqCst),
+            late: (0..records.len())
+                .map(|i| {
+                    cfg.bootstrap == Bootstrap::Immediate
+                        && records[i].is_missing()
+                        && !mem.ever_recorded[i]
+                })
+                .collect(),
+        }
+    }
+
+    fn quarantine_ms(&self) -> u64 {
+        u64::try_from(self.quarantine.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the records of one check showed.
+struct Survey {
+    /// Masters whose record is healthy.
+    present: usize,
+    /// The highest mark or floor any record carries.
+    max_hwm: u64,
+    /// The master set the healthy masters record.
+    recorded_set: Option<Vec<String>>,
+    /// Promoted replicas whose quarantine is over: (master, the replication
+    /// id their record names, the one they have now).
+    promoted_due: Vec<(usize, String, String)>,
+}
+
+/// Judges every master's record and sets its recovery state; an
+/// unanswered check (a busy master) keeps the last verdict, and only a
+/// missing record or a lost link withdraws it.
+async fn survey(engine: &Engine, mem: &mut Memory, records: &[Record], cx: &Check) -> Survey {
+    let mut s = Survey {
+        present: 0,
+        max_hwm: 0,
+        recorded_set: None,
+        promoted_due: Vec::new(),
+    };
     for (i, rec) in records.iter().enumerate() {
         let m = &engine.masters()[i];
-        // An unanswered check (a busy master) keeps the last verdict; only a
-        // missing record or a lost link withdraws it.
         match rec {
             Record::Present(..) => engine.record_seen[i].store(true, Ordering::Relaxed),
             Record::Missing(_) => engine.record_seen[i].store(false, Ordering::Relaxed),
@@ -384,76 +436,22 @@ async fn check_once(engine: &Engine, mem: &mut Memory) {
                 m.set_master_id(meta.id.clone());
                 // Every mark is at most a granted-or-refused proposal, so a
                 // higher floor from any of them is only more conservative.
-                max_hwm = max_hwm.max(meta.hwm).max(meta.floor);
-                let verdict = judge(engine, i, meta, repl, &records, guard_on);
+                s.max_hwm = s.max_hwm.max(meta.hwm).max(meta.floor);
+                let verdict = judge(engine, i, meta, repl, records, cx.guard_on);
                 if !matches!(verdict, Verdict::Promoted(_)) {
                     mem.first_promoted[i] = None;
                 }
-                match verdict {
-                    Verdict::Healthy => {
-                        present += 1;
-                        if !meta.set.is_empty() {
-                            recorded_set.get_or_insert_with(|| meta.set.clone());
-                        }
-                        if m.recovery() != Recovery::Healthy {
-                            info!(master = m.name(), "master has its metadata record again");
-                            m.set_recovery_detail(Recovery::Healthy, None);
-                        }
-                        if meta.replid != repl.replid && repl.master {
-                            // Restarted from its own data (or a record
-                            // written before `replid`): confirm it. A
-                            // replica listed as a master refuses writes
-                            // anyway, and is left alone.
-                            restamp(engine, i, &repl.replid).await;
-                        }
-                    }
-                    Verdict::Promoted(detail) => {
-                        let since = *mem.first_promoted[i].get_or_insert(now);
-                        // The connection may already hold it out, with
-                        // words of its own: give the guard's.
-                        let changed = m.guard_detail().as_deref() != Some(detail.as_str());
-                        if m.recovery() != Recovery::Promoted || changed {
-                            warn!(
-                                master = m.name(),
-                                quarantine_ms =
-                                    u64::try_from(quarantine.as_millis()).unwrap_or(u64::MAX),
-                                "{detail}"
-                            );
-                            m.set_recovery_detail(Recovery::Promoted, Some(detail));
-                        }
-                        if now >= since + quarantine {
-                            promoted_due.push((i, meta.replid.clone(), repl.replid.clone()));
-                        }
-                    }
-                    Verdict::Layout(detail) => {
-                        if m.recovery() != Recovery::LayoutMismatch {
-                            error!(
-                                master = m.name(),
-                                record_layout = meta.layout,
-                                gateway_layout = LAYOUT_VERSION,
-                                "master does not vote: {detail}"
-                            );
-                            m.set_recovery_detail(Recovery::LayoutMismatch, Some(detail));
-                        }
-                    }
-                    Verdict::Set(detail) => {
-                        let changed = m.guard_detail().as_deref() != Some(detail.as_str());
-                        if m.recovery() != Recovery::SetMismatch || changed {
-                            error!(master = m.name(), "master does not vote: {detail}");
-                            m.set_recovery_detail(Recovery::SetMismatch, Some(detail));
-                        }
-                    }
-                }
+                apply_verdict(engine, mem, i, (meta, repl), verdict, cx, &mut s).await;
             }
             Record::Missing(_) => {
                 m.set_master_id(None);
                 if mem.first_missing[i].is_none() {
-                    mem.first_missing[i] = Some(now);
+                    mem.first_missing[i] = Some(cx.now);
                 }
-                if m.recovery() != Recovery::Quarantined && !late[i] {
+                if m.recovery() != Recovery::Quarantined && !cx.late[i] {
                     warn!(
                         master = m.name(),
-                        quarantine_ms = u64::try_from(quarantine.as_millis()).unwrap_or(u64::MAX),
+                        quarantine_ms = cx.quarantine_ms(),
                         "master has no metadata record (new, or restarted empty): not voting \
                          until it is initialised"
                     );
@@ -463,121 +461,205 @@ async fn check_once(engine: &Engine, mem: &mut Memory) {
             Record::Unknown => {}
         }
     }
+    s
+}
 
-    // Promoted replicas whose quarantine is over: re-seed the floor from a
-    // quorum of healthy masters, as for amnesia.
-    if present >= q {
-        for (i, expected, replid) in promoted_due {
-            if reseed_promoted(engine, i, max_hwm, &expected, &replid).await {
-                engine.metrics().master_reseeds.inc();
-                mem.first_promoted[i] = None;
-                info!(
-                    master = engine.masters()[i].name(),
-                    floor = max_hwm,
-                    "promoted replica re-seeded after quarantine"
+/// Sets master `i`'s recovery state from the verdict on its record.
+async fn apply_verdict(
+    engine: &Engine,
+    mem: &mut Memory,
+    i: usize,
+    (meta, repl): (&Meta, &Replication),
+    verdict: Verdict,
+    cx: &Check,
+    s: &mut Survey,
+) {
+    let m = &engine.masters()[i];
+    match verdict {
+        Verdict::Healthy => {
+            s.present += 1;
+            if !meta.set.is_empty() {
+                s.recorded_set.get_or_insert_with(|| meta.set.clone());
+            }
+            if m.recovery() != Recovery::Healthy {
+                info!(master = m.name(), "master has its metadata record again");
+                m.set_recovery_detail(Recovery::Healthy, None);
+            }
+            if meta.replid != repl.replid && repl.master {
+                // Restarted from its own data (or a record written before
+                // `replid`): confirm it. A replica listed as a master
+                // refuses writes anyway, and is left alone.
+                restamp(engine, i, &repl.replid).await;
+            }
+        }
+        Verdict::Promoted(detail) => {
+            let since = *mem.first_promoted[i].get_or_insert(cx.now);
+            // The connection may already hold it out, with words of its
+            // own: give the guard's.
+            let changed = m.guard_detail().as_deref() != Some(detail.as_str());
+            if m.recovery() != Recovery::Promoted || changed {
+                warn!(
+                    master = m.name(),
+                    quarantine_ms = cx.quarantine_ms(),
+                    "{detail}"
                 );
+                m.set_recovery_detail(Recovery::Promoted, Some(detail));
+            }
+            if cx.now >= since + cx.quarantine {
+                s.promoted_due
+                    .push((i, meta.replid.clone(), repl.replid.clone()));
+            }
+        }
+        Verdict::Layout(detail) => {
+            if m.recovery() != Recovery::LayoutMismatch {
+                error!(
+                    master = m.name(),
+                    record_layout = meta.layout,
+                    gateway_layout = LAYOUT_VERSION,
+                    "master does not vote: {detail}"
+                );
+                m.set_recovery_detail(Recovery::LayoutMismatch, Some(detail));
+            }
+        }
+        Verdict::Set(detail) => {
+            let changed = m.guard_detail().as_deref() != Some(detail.as_str());
+            if m.recovery() != Recovery::SetMismatch || changed {
+                error!(master = m.name(), "master does not vote: {detail}");
+                m.set_recovery_detail(Recovery::SetMismatch, Some(detail));
             }
         }
     }
+}
 
-    form_set(engine, &records).await;
-
-    let missing: Vec<usize> = (0..n).filter(|&i| records[i].is_missing()).collect();
-    if missing.is_empty() {
-        mem.fresh_since = None;
-        return;
+/// Promoted replicas whose quarantine is over: re-seeds their floor from a
+/// quorum of healthy masters, as for amnesia.
+async fn reseed_promoted_due(engine: &Engine, mem: &mut Memory, s: &Survey) {
+    for (i, expected, replid) in &s.promoted_due {
+        if reseed_promoted(engine, *i, s.max_hwm, expected, replid).await {
+            engine.metrics().master_reseeds.inc();
+            mem.first_promoted[*i] = None;
+            info!(
+                master = engine.masters()[*i].name(),
+                floor = s.max_hwm,
+                "promoted replica re-seeded after quarantine"
+            );
+        }
     }
-    let replid_of = |i: usize| match &records[i] {
+}
+
+/// The replication id a master without a record reports.
+fn replid_of(records: &[Record], i: usize) -> String {
+    match &records[i] {
         Record::Missing(Some(r)) => r.replid.clone(),
         _ => String::new(),
-    };
+    }
+}
 
-    if present >= q {
-        mem.fresh_since = None;
-        let floor = max_hwm.max(engine.proposer().now_us());
-        for &i in missing.iter().filter(|&&i| late[i]) {
-            if seed(engine, i, floor, &new_id(), "", &replid_of(i)).await {
-                mem.ever_recorded[i] = true;
-                engine.metrics().deployment_inits.inc();
-                info!(
-                    master = engine.masters()[i].name(),
-                    floor, "initialised a master that started after the others"
-                );
-            }
+/// With a quorum of healthy records: initialises late starters at once and
+/// re-seeds forgetful masters after their quarantine, from the quorum's
+/// marks (docs/design.md, *Re-seeding the fence floor*).
+async fn seed_beside_a_quorum(
+    engine: &Engine,
+    mem: &mut Memory,
+    records: &[Record],
+    missing: &[usize],
+    cx: &Check,
+    s: Survey,
+) {
+    let floor = s.max_hwm.max(engine.proposer().now_us());
+    for &i in missing.iter().filter(|&&i| cx.late[i]) {
+        if seed(engine, i, floor, &new_id(), "", &replid_of(records, i)).await {
+            mem.ever_recorded[i] = true;
+            engine.metrics().deployment_inits.inc();
+            info!(
+                master = engine.masters()[i].name(),
+                floor, "initialised a master that started after the others"
+            );
         }
-        // A master re-seeded after amnesia takes back its id when it is the
-        // only master the recorded set is missing.
-        let set = recorded_set.unwrap_or_default();
-        let known: Vec<&String> = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Present(meta, _) => meta.id.as_ref(),
-                _ => None,
-            })
-            .collect();
-        let leftover: Vec<&String> = set.iter().filter(|id| !known.contains(id)).collect();
-        let inherit = (leftover.len() == 1 && missing.len() == 1).then(|| leftover[0].clone());
-        for &i in missing.iter().filter(|&&i| !late[i]) {
-            let due = mem.first_missing[i].is_some_and(|t| now >= t + quarantine);
-            if !due && guard_on {
-                continue;
-            }
-            // The negative control (guard off) seeds at once with no floor,
-            // which is exactly the unsafe behaviour the guard prevents.
-            let floor = if guard_on { max_hwm } else { 0 };
-            let id = inherit.clone().unwrap_or_else(new_id);
-            let set_s = if inherit.is_some() {
-                set.join(",")
-            } else {
-                String::new()
-            };
-            if seed(engine, i, floor, &id, &set_s, &replid_of(i)).await {
-                engine.metrics().master_reseeds.inc();
-                info!(
-                    master = engine.masters()[i].name(),
-                    floor, "master re-seeded after quarantine"
-                );
-            }
+    }
+    // A master re-seeded after amnesia takes back its id when it is the
+    // only master the recorded set is missing.
+    let set = s.recorded_set.unwrap_or_default();
+    let known: Vec<&String> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Present(meta, _) => meta.id.as_ref(),
+            _ => None,
+        })
+        .collect();
+    let leftover: Vec<&String> = set.iter().filter(|id| !known.contains(id)).collect();
+    let inherit = (leftover.len() == 1 && missing.len() == 1).then(|| leftover[0].clone());
+    for &i in missing.iter().filter(|&&i| !cx.late[i]) {
+        let due = mem.first_missing[i].is_some_and(|t| cx.now >= t + cx.quarantine);
+        if !due && cx.guard_on {
+            continue;
         }
-    } else {
-        let since = *mem.fresh_since.get_or_insert(now);
-        let waited = now >= since + quarantine;
-        // Fewer than q answered with a record. That is a fresh deployment
-        // or a total loss only if every master answered; when some did not
-        // (stopped, cut, starved), a master this gateway saw with a record
-        // and now finds empty is plain amnesia: seeding it from the few
-        // reachable high-water marks and this gateway's clock could put its
-        // floor below tokens a quorum granted without the reachable ones.
-        // It waits for a quorum of records (the branch above) instead.
-        // `bootstrap = immediate` skips the wait only for masters never seen
-        // with a record, as its contract says.
-        let all_answered = records.iter().all(|r| *r != Record::Unknown);
-        let floor = max_hwm.max(engine.proposer().now_us());
-        for &i in &missing {
-            let due = if mem.ever_recorded[i] && guard_on {
-                all_answered
-                    && waited
-                    && mem.first_missing[i].is_some_and(|t| now >= t + quarantine)
-            } else {
-                // New masters, and the negative control (guard off), which
-                // keeps the old, unsafe shortcut on purpose.
-                cfg.bootstrap == Bootstrap::Immediate || waited
-            };
-            if !due {
-                continue;
-            }
-            if seed(engine, i, floor, &new_id(), "", &replid_of(i)).await {
-                mem.ever_recorded[i] = true;
-                engine.metrics().deployment_inits.inc();
-                warn!(
-                    master = engine.masters()[i].name(),
-                    floor,
-                    with_record = present,
-                    quorum = q,
-                    "initialised master: fewer than a quorum carried a metadata record \
-                     (new deployment or total loss)"
-                );
-            }
+        // The negative control (guard off) seeds at once with no floor,
+        // which is exactly the unsafe behaviour the guard prevents.
+        let floor = if cx.guard_on { s.max_hwm } else { 0 };
+        let id = inherit.clone().unwrap_or_else(new_id);
+        let set_s = if inherit.is_some() {
+            set.join(",")
+        } else {
+            String::new()
+        };
+        if seed(engine, i, floor, &id, &set_s, &replid_of(records, i)).await {
+            engine.metrics().master_reseeds.inc();
+            info!(
+                master = engine.masters()[i].name(),
+                floor, "master re-seeded after quarantine"
+            );
+        }
+    }
+}
+
+/// Fewer than a quorum carry a record: a fresh deployment or a total loss,
+/// but only if every master answered (docs/design.md, *Fresh deployments
+/// and total loss*).
+async fn seed_without_a_quorum(
+    engine: &Engine,
+    mem: &mut Memory,
+    records: &[Record],
+    missing: &[usize],
+    cx: &Check,
+    s: &Survey,
+) {
+    let since = *mem.fresh_since.get_or_insert(cx.now);
+    let waited = cx.now >= since + cx.quarantine;
+    // When some masters did not answer (stopped, cut, starved), a master
+    // this gateway saw with a record and now finds empty is plain amnesia:
+    // seeding it from the few reachable high-water marks and this gateway's
+    // clock could put its floor below tokens a quorum granted without the
+    // reachable ones. It waits for a quorum of records instead.
+    // `bootstrap = immediate` skips the wait only for masters never seen
+    // with a record, as its contract says.
+    let all_answered = records.iter().all(|r| *r != Record::Unknown);
+    let floor = s.max_hwm.max(engine.proposer().now_us());
+    let bootstrap = engine.config().bootstrap;
+    for &i in missing {
+        let due = if mem.ever_recorded[i] && cx.guard_on {
+            all_answered
+                && waited
+                && mem.first_missing[i].is_some_and(|t| cx.now >= t + cx.quarantine)
+        } else {
+            // New masters, and the negative control (guard off), which keeps
+            // the old, unsafe shortcut on purpose.
+            bootstrap == Bootstrap::Immediate || waited
+        };
+        if !due {
+            continue;
+        }
+        if seed(engine, i, floor, &new_id(), "", &replid_of(records, i)).await {
+            mem.ever_recorded[i] = true;
+            engine.metrics().deployment_inits.inc();
+            warn!(
+                master = engine.masters()[i].name(),
+                floor,
+                with_record = s.present,
+                quorum = engine.quorum(),
+                "initialised master: fewer than a quorum carried a metadata record \
+                 (new deployment or total loss)"
+            );
         }
     }
 }
